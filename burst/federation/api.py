@@ -1,0 +1,66 @@
+"""The federation plugin contract (DESIGN.md §6).
+
+A federation makes a ready cluster take work and stops it taking work.  Like providers, no call
+waits: ``join`` and ``drain`` report progress and the lifecycle polls them on later ticks.
+Removing a cluster only after ``drain`` reports zero running work is what keeps jobs alive.
+
+Plugins register a :class:`FederationConfig` subclass under the entry-point group
+``burst.federations``; its ``kind`` is the entry-point name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from burst.clock import Clock
+from burst.lifecycle import ClusterRecord
+
+
+@dataclass(frozen=True, slots=True)
+class JoinStatus:
+    """``ready`` once the federation says the member takes work."""
+
+    ready: bool
+    message: str = ""
+
+
+@runtime_checkable
+class Federation(Protocol):
+    name: str
+
+    def join(self, cluster: ClusterRecord, kubeconfig: str) -> JoinStatus:
+        """Start or advance joining ``cluster``; idempotent.  ``kubeconfig`` is a secret."""
+        ...
+
+    def drain(self, cluster: ClusterRecord) -> int:
+        """Stop new work landing on ``cluster`` (idempotent) and return how many jobs still run
+        there.  Zero means it may be removed without killing anything."""
+        ...
+
+    def undrain(self, cluster: ClusterRecord) -> None:
+        """Let a draining cluster take work again (demand came back before it emptied)."""
+        ...
+
+    def unjoin(self, cluster: ClusterRecord) -> None:
+        """Delete exactly what ``join`` created; idempotent (already gone is fine)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FederationContext:
+    clock: Clock
+    owner: str
+    config_dir: str = "."
+    extras: Mapping[str, object] = field(default_factory=dict)
+
+
+class FederationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+
+    def build(self, ctx: FederationContext) -> Federation:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,210 @@
+"""The policy contract and the stack that composes policies (DESIGN.md §2).
+
+Policies are synchronous functions of a :class:`PolicyInput` with no I/O.  Three roles compose:
+
+* **capacity** policies (backlog, schedule, forecast) each say how many cores they want, and why;
+  the stack takes, per campaign, the largest want;
+* **limit** policies (budget) cut wants down, and may force drains;
+* one **placement** turns the remaining wants into per-provider node targets.
+
+A policy may keep a little state between ticks (e.g. "backlog above threshold since 10:05") on its
+own object; that state is a function of the inputs it was shown, so a replay gives the same answer.
+
+Policies register a :class:`PolicyConfig` subclass under the entry-point group ``burst.policies``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from burst.lifecycle import ClusterRecord
+from burst.model import Demand, Offering, Quota, Shape
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Money already committed, in one currency (mixing currencies is a config error)."""
+
+    currency: str
+    month_to_date: float = 0.0
+    by_campaign: Mapping[str, float] = field(default_factory=dict)
+    #: What the live fleet costs per hour right now (nodes + control planes).
+    burn_per_hour: float = 0.0
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    now: datetime
+    demand: Demand
+    fleet: Sequence[ClusterRecord]
+    offerings: Sequence[Offering]
+    spend: Spend
+    #: provider name → p90 of its measured provisioning latency (s); absent → use the offering's.
+    latency_p90_s: Mapping[str, float] = field(default_factory=dict)
+    quotas: Mapping[str, Quota] = field(default_factory=dict)
+    #: provider name → time until which placement should not use it (after quota/capacity errors).
+    backoff_until: Mapping[str, datetime] = field(default_factory=dict)
+    #: provider name → settings the placement needs (max nodes, nodes per cluster, priority).
+    limits: Mapping[str, ProviderLimits] = field(default_factory=dict)
+
+    def provisioning_p90_s(self, offering: Offering, nodes: int) -> float:
+        """Measured p90 when there is history, else the offering's own model."""
+        measured = self.latency_p90_s.get(offering.provider)
+        return measured if measured is not None else offering.latency.p90_s(nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLimits:
+    max_nodes: int
+    max_clusters: int
+    nodes_per_cluster: int
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """Cores one policy wants of burst capacity, and why."""
+
+    cores: int
+    policy: str
+    reason: str
+    campaign: str = ""
+    #: The largest job shape the capacity must hold on one node (GPU work needs GPU offerings).
+    shape: Shape | None = None
+    #: Providers to use first, in order; empty = placement decides.
+    prefer: tuple[str, ...] = ()
+    #: When capacity bought for this want is expected to be released (for committed-spend checks).
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Placement's answer: keep ``nodes`` nodes of ``offering`` for ``campaign``."""
+
+    offering: Offering
+    nodes: int
+    campaign: str
+    policy: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedDrain:
+    """A limit policy's order to drain a cluster now (e.g. budget nearly spent)."""
+
+    cluster_id: str
+    policy: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limited:
+    wants: tuple[Want, ...]
+    drains: tuple[ForcedDrain, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class CapacityPolicy(Protocol):
+    name: str
+    role: Literal["capacity"]
+
+    def want(self, inp: PolicyInput) -> list[Want]: ...
+
+    def next_wake(self, now: datetime) -> datetime | None:
+        """The next time this policy's answer may change without new demand (a window opening,
+        a pre-warm deadline); None when only demand changes it.  Lets a simulation skip idle
+        stretches and the daemon schedule triggers."""
+        ...
+
+
+@runtime_checkable
+class LimitPolicy(Protocol):
+    name: str
+    role: Literal["limit"]
+
+    def limit(self, inp: PolicyInput, wants: Sequence[Want]) -> Limited: ...
+
+
+@runtime_checkable
+class Placement(Protocol):
+    name: str
+    role: Literal["placement"]
+
+    def place(self, inp: PolicyInput, wants: Sequence[Want]) -> list[Target]: ...
+
+
+AnyPolicy = CapacityPolicy | LimitPolicy | Placement
+
+
+class PolicyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    kind: str
+    name: str = ""
+
+    def build(self) -> AnyPolicy:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def merge_wants(wants: Sequence[Want]) -> list[Want]:
+    """The stack's composition rule: per (campaign, shape class), the largest want wins.
+
+    Taking the max (not the sum) means a backlog policy and a schedule window asking for the same
+    capacity do not buy it twice.
+    """
+    best: dict[tuple[str, bool], Want] = {}
+    for w in wants:
+        key = (w.campaign, bool(w.shape and w.shape.gpus))
+        cur = best.get(key)
+        if cur is None or w.cores > cur.cores:
+            best[key] = w
+    return [w for w in best.values() if w.cores > 0]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the stack decided in one tick, with every reason: stored and shown to operators."""
+
+    at: datetime
+    targets: tuple[Target, ...]
+    wants: tuple[Want, ...]
+    drains: tuple[ForcedDrain, ...]
+    notes: tuple[str, ...]
+
+
+class PolicyStack:
+    """capacity policies → max per campaign → limits → placement."""
+
+    def __init__(
+        self,
+        capacity: Sequence[CapacityPolicy],
+        limits: Sequence[LimitPolicy],
+        placement: Placement,
+    ) -> None:
+        self.capacity = list(capacity)
+        self.limits = list(limits)
+        self.placement = placement
+
+    def decide(self, inp: PolicyInput) -> Decision:
+        wants: list[Want] = []
+        for p in self.capacity:
+            wants.extend(p.want(inp))
+        merged = merge_wants(wants)
+        drains: list[ForcedDrain] = []
+        notes: list[str] = []
+        for lim in self.limits:
+            res = lim.limit(inp, merged)
+            merged = list(res.wants)
+            drains.extend(res.drains)
+            notes.extend(res.notes)
+        targets = self.placement.place(inp, merged)
+        return Decision(inp.now, tuple(targets), tuple(merged), tuple(drains), tuple(notes))
+
+    def next_wake(self, now: datetime) -> datetime | None:
+        wakes = [w for p in self.capacity if (w := p.next_wake(now)) is not None]
+        return min(wakes, default=None)

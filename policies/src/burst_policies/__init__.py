@@ -1,0 +1,1 @@
+"""burst's built-in policies."""

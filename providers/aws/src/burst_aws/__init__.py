@@ -1,0 +1,1 @@
+"""AWS EKS provider for burst (boto3)."""

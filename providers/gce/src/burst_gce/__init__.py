@@ -1,0 +1,1 @@
+"""GCE GKE provider for burst (google-cloud-container)."""

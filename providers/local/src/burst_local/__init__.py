@@ -1,0 +1,1 @@
+"""burst's embedded simulated cloud."""

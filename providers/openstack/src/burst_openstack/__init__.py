@@ -1,0 +1,1 @@
+"""OpenStack Magnum provider for burst (openstacksdk)."""

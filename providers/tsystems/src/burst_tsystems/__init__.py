@@ -1,0 +1,1 @@
+"""T-Systems Open Telekom Cloud CCE provider for burst (openstacksdk + otcextensions)."""
