@@ -65,6 +65,7 @@ class TraceInfo:
     widest_job_cores: int
     median_week_core_hours: float
     busiest_weeks: tuple[Week, ...]
+    waits_known: int
     recorded_pending: Peak | None
     recorded_running: Peak | None
     onprem_cores: int | None
@@ -85,14 +86,16 @@ def trace_info(trace: Trace, onprem_cores: int | None, *, stats: TraceStats | No
         raise ValueError("a trace without jobs has no figures")
     if onprem_cores is not None and onprem_cores < 0:
         raise ValueError("on-prem cores cannot be negative")
-    first, last = jobs[0].submit_s, jobs[-1].submit_s
+    first = min(j.submit_s for j in jobs)
+    last = max(j.submit_s for j in jobs)
     core_hours = math.fsum(j.shape.cpus * j.runtime_s for j in jobs) / 3600.0
     waits = stats.waits if stats is not None and len(stats.waits) == len(jobs) else None
     pending = running = None
-    if waits is not None and any(w >= 0 for w in waits):
+    waits_known = sum(1 for w in waits if w >= 0) if waits is not None else 0
+    if waits is not None and waits_known:
         pending, running = _recorded_peaks(trace, waits)
     fcfs = _fcfs_peak(trace, onprem_cores) if onprem_cores is not None else None
-    weeks, week_median = _busiest_weeks(trace)
+    weeks, week_median = _busiest_weeks(trace, first)
     citation = trace.citation
     if stats is not None and stats.format == "swf":
         citation = f"{citation}\nPlease cite: {ARCHIVE_CITATION}".strip()
@@ -108,6 +111,7 @@ def trace_info(trace: Trace, onprem_cores: int | None, *, stats: TraceStats | No
         widest_job_cores=max(j.shape.cpus for j in jobs),
         median_week_core_hours=week_median,
         busiest_weeks=weeks,
+        waits_known=waits_known,
         recorded_pending=pending,
         recorded_running=running,
         onprem_cores=onprem_cores,
@@ -172,9 +176,9 @@ def _fcfs_peak(trace: Trace, onprem_cores: int) -> Peak | None:
     return Peak(best, best_jobs, _at(trace, best_at), f"FCFS on {onprem_cores} cores")
 
 
-def _busiest_weeks(trace: Trace) -> tuple[tuple[Week, ...], float]:
+def _busiest_weeks(trace: Trace, first: float) -> tuple[tuple[Week, ...], float]:
     jobs: Sequence[Job] = trace.jobs
-    first_day = _at(trace, jobs[0].submit_s)
+    first_day = _at(trace, first)
     monday0 = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC) - timedelta(days=first_day.weekday())
     shift = (trace.start - monday0).total_seconds()
     core_s: dict[int, float] = {}
@@ -226,7 +230,10 @@ def render_trace_info(info: TraceInfo) -> Group:
     )
     summary.add_row("core-hours", f"{info.core_hours:,.0f}")
     summary.add_row("shapes", f"{info.shapes:,} distinct (widest job {info.widest_job_cores:,} cores)")
-    summary.add_row("peak pending", _peak_text(info.recorded_pending))
+    if info.waits_known:
+        summary.add_row("peak pending", _peak_text(info.recorded_pending))
+    else:
+        summary.add_row("peak pending", "waits not recorded in this trace (see --onprem-cores)")
     if info.recorded_running is not None:
         summary.add_row("peak running", _peak_text(info.recorded_running))
     if info.onprem_cores is not None:
@@ -271,6 +278,7 @@ def as_json(info: TraceInfo) -> dict[str, Any]:
         "core_hours": round(info.core_hours, 3),
         "shapes": info.shapes,
         "widest_job_cores": info.widest_job_cores,
+        "waits_known": info.waits_known,
         "peak_pending": _peak_json(info.recorded_pending),
         "peak_running": _peak_json(info.recorded_running),
         "onprem_cores": info.onprem_cores,

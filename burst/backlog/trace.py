@@ -114,6 +114,8 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
 def read_trace(path: str | os.PathLike[str]) -> ParsedTrace:
     """Like :func:`load_trace`, plus the header, skip counts and recorded waits."""
     p = str(path)
+    if os.path.isdir(p):
+        raise TraceError(f"{p}: is a directory, not a trace file")
     fmt = _format_of(p)
     try:
         with _open_text(p) as fh:
@@ -122,8 +124,6 @@ def read_trace(path: str | os.PathLike[str]) -> ParsedTrace:
             return _parse_csv(p, fh)
     except FileNotFoundError:
         raise TraceError(f"{p}: trace file not found") from None
-    except IsADirectoryError:
-        raise TraceError(f"{p}: is a directory, not a trace file") from None
     except gzip.BadGzipFile as err:
         raise TraceError(f"{p}: not a valid gzip file ({err})") from None
     except (EOFError, OSError) as err:
@@ -193,15 +193,17 @@ def _parse_swf(path: str, lines: Iterator[str] | io.TextIOBase) -> ParsedTrace:
             wait = float(parts[2])
             runtime = float(parts[3])
             procs = int(float(parts[4]))
-            if procs <= 0:
-                procs = int(float(parts[7]))
+            req_procs = int(float(parts[7]))
             mem_kb = float(parts[9])
-            if mem_kb <= 0:
-                mem_kb = float(parts[6])
+            used_kb = float(parts[6])
         except ValueError:
             raise TraceError(_swf_problem(path, lineno, parts)) from None
-        if submit < -1 or wait < -1 or runtime < -1 or procs < -1 or mem_kb < -1:
+        if min(submit, wait, runtime, procs, req_procs, mem_kb, used_kb) < -1:
             raise TraceError(_swf_negative(path, lineno, parts))
+        if procs <= 0:
+            procs = req_procs
+        if mem_kb <= 0:
+            mem_kb = used_kb
         if submit < 0:
             skipped["unknown submit time"] += 1
             continue
