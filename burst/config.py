@@ -40,6 +40,7 @@ class ReconcilerConfig(BaseModel):
     max_attempts: int = Field(default=3, ge=1, description="cloud attempts per cluster before it is given up and cleaned")
     retry_backoff: Duration = Field(default=timedelta(minutes=2), description="first retry delay; doubles per attempt")
     provider_backoff: Duration = Field(default=timedelta(minutes=30), description="how long placement avoids a provider after quota/capacity errors")
+    sample_every: Duration = Field(default=timedelta(hours=1), description="how often demand/capacity/spend is sampled for reports")
 
 
 class SimulationConfig(BaseModel):
@@ -47,6 +48,7 @@ class SimulationConfig(BaseModel):
     seed: int = 0
     tick: Duration = Field(default=timedelta(minutes=5), description="reconcile tick in simulated time")
     spike_factor: float = Field(default=1.0, gt=0, description="a job is 'spike-time' when pending cores exceed this × on-prem cores at its submit")
+    drain_horizon: Duration = Field(default=timedelta(days=30), description="after the last job, how long the simulation waits for clusters to be removed")
 
 
 class BurstFile(BaseModel):
@@ -183,7 +185,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         assert isinstance(pol, PolicyConfig)
         policies.append(pol)
     assert isinstance(backlog, BacklogConfig) and isinstance(federation, FederationConfig)
-    return Config(p, file, providers, backlog, federation, policies)
+    return Config(path, file, providers, backlog, federation, policies)
 
 
 def schema() -> dict[str, Any]:

@@ -1,1 +1,292 @@
-"""burst's embedded simulated cloud."""
+"""burst's embedded simulated cloud: the default provider, no cloud account needed.
+
+It behaves like a real cloud where it matters to burst: clusters take minutes to provision (a
+log-normal spread around a median that grows with node count, as Magnum at CERN measured), cost
+money from the create request to the completed delete, live under quotas, and fail the ways real
+clouds fail — quota exceeded, capacity unavailable, provisioning that fails or takes far longer,
+throttling — as injected by the config.  Prices and latencies come from ``catalog.json``, which
+cites its sources.  Time comes from the clock burst passes in, so the same provider runs in a
+year-long simulation and under the real-time daemon.
+
+With ``state_file`` set, the simulated account survives restarts (the daemon's crash tests need
+a cloud that remembers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from burst.api import (
+    CLUSTER_TAG,
+    OWNER_TAG,
+    CapacityUnavailable,
+    Clock,
+    CloudCluster,
+    CloudStatus,
+    ClusterSpec,
+    ConfigError,
+    LatencyModel,
+    NotFound,
+    Offering,
+    ProviderConfig,
+    ProviderContext,
+    ProviderError,
+    Quota,
+    QuotaExceeded,
+    Throttled,
+)
+
+Cloud = Literal["tsystems", "aws", "gce", "openstack"]
+FaultKind = Literal["quota_exceeded", "capacity_unavailable", "provisioning_fails", "slow_provisioning", "throttled"]
+
+
+class Fault(BaseModel):
+    """An injected failure: with ``probability`` per create request, between ``start`` and ``end``."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: FaultKind
+    probability: float = Field(default=1.0, ge=0, le=1)
+    start: datetime | None = None
+    end: datetime | None = None
+    factor: float = Field(default=5.0, ge=1, description="slow_provisioning: latency multiplier")
+
+    def active(self, now: datetime) -> bool:
+        return (self.start is None or now >= _aware(self.start)) and (self.end is None or now < _aware(self.end))
+
+
+def _aware(d: datetime) -> datetime:
+    from datetime import UTC
+
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+class LocalProviderConfig(ProviderConfig):
+    kind: Literal["local"] = "local"
+    cloud: Cloud = Field(default="aws", description="which real cloud's catalog, latencies and fees to model")
+    region: str | None = None
+    flavors: list[str] | None = Field(default=None, description="offer only these flavors (default: all of the cloud)")
+    spot: bool = False
+    quota_cores: int | None = Field(default=None, ge=0, description="the account's core quota")
+    quota_clusters: int | None = Field(default=None, ge=0)
+    delete_latency: float = Field(default=180.0, ge=0, description="seconds a delete takes")
+    resize_latency: float = Field(default=150.0, ge=0, description="seconds new nodes take to join a cluster")
+    faults: list[Fault] = Field(default_factory=list)
+    state_file: str | None = Field(default=None, description="persist the simulated account here (JSON)")
+
+    def build(self, name: str, ctx: ProviderContext) -> LocalProvider:
+        offerings = self.apply_price_overrides(catalog_offerings(name, self.cloud, self.region, self.spot))
+        if self.flavors is not None:
+            known = {o.flavor for o in offerings}
+            unknown = sorted(set(self.flavors) - known)
+            if unknown:
+                raise ConfigError(f"providers.{name}.flavors: unknown flavor(s) {unknown} for {self.cloud} "
+                                  f"(known: {sorted(known)})")
+            offerings = [o for o in offerings if o.flavor in self.flavors]
+        state = None
+        if self.state_file:
+            state = self.state_file if os.path.isabs(self.state_file) else os.path.join(ctx.config_dir, self.state_file)
+        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state)
+
+
+def catalog_offerings(provider: str, cloud: str, region: str | None, spot: bool) -> list[Offering]:
+    data = json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
+    c = data["clouds"][cloud]
+    lat = LatencyModel(**c["latency"])
+    factor = c["spot_factor"] if spot else 1.0
+    return [
+        Offering(
+            provider=provider, region=region or c["region"], flavor=f["flavor"], cpus=f["cpus"],
+            memory_mb=f["memory_mb"], gpus=f.get("gpus", 0), price_per_hour=round(f["price_per_hour"] * factor, 4),
+            currency="EUR", control_plane_per_hour=c["control_plane_per_hour"], latency=lat, spot=spot,
+            min_billed_s=c["min_billed_s"],
+        )
+        for f in c["flavors"]
+    ]
+
+
+@dataclass
+class _Cluster:
+    cluster_id: str
+    flavor: str
+    cpus: int
+    tags: dict[str, str]
+    nodes: int
+    desired: int
+    ready_at: float  # clock.monotonic-independent: epoch seconds of the clock
+    fails: bool = False
+    deleting_until: float | None = None
+    resize_at: float | None = None
+    message: str = ""
+
+
+@dataclass
+class _Account:
+    clusters: dict[str, _Cluster] = field(default_factory=dict)
+
+
+class LocalProvider:
+    def __init__(self, name: str, cfg: LocalProviderConfig, offerings: Sequence[Offering], clock: Clock,
+                 rng: random.Random, state_file: str | None) -> None:
+        self.name = name
+        self.cfg = cfg
+        self._offerings = list(offerings)
+        self._by_flavor = {o.flavor: o for o in offerings}
+        self.clock = clock
+        self.rng = rng
+        self.state_file = state_file
+        self.calls: list[tuple[str, str]] = []  # (method, cluster id): what burst asked, for tests
+        self._acct = self._load()
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def _load(self) -> _Account:
+        if not self.state_file or not Path(self.state_file).exists():
+            return _Account()
+        raw = json.loads(Path(self.state_file).read_text(encoding="utf-8"))
+        return _Account({k: _Cluster(**v) for k, v in raw.items()})
+
+    def _save(self) -> None:
+        if not self.state_file:
+            return
+        tmp = self.state_file + ".tmp"
+        Path(tmp).write_text(json.dumps({k: asdict(v) for k, v in self._acct.clusters.items()}), encoding="utf-8")
+        os.replace(tmp, self.state_file)
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    # --- the provider contract -----------------------------------------------------------------
+
+    def offerings(self) -> Sequence[Offering]:
+        return self._offerings
+
+    def _fault(self, kind: str) -> Any:
+        now = self.clock.now()
+        for f in self.cfg.faults:
+            if f.kind == kind and f.active(now) and self.rng.random() < f.probability:
+                return f
+        return None
+
+    def create_cluster(self, spec: ClusterSpec) -> CloudCluster:
+        self.calls.append(("create_cluster", spec.cluster_id))
+        c = self._acct.clusters.get(spec.cluster_id)
+        if c is None:
+            c = self._start_create(spec)
+        return self._view(c)
+
+    def _start_create(self, spec: ClusterSpec) -> _Cluster:
+        off = self._by_flavor.get(spec.flavor)
+        if off is None:
+            raise ProviderError(f"creating {spec.cluster_id}: flavor {spec.flavor!r} is not offered by {self.name}")
+        if self._fault("throttled"):
+            raise Throttled(f"creating {spec.cluster_id}: request rate exceeded", retry_after=30)
+        q = self.quota()
+        if (left := q.cores_left()) is not None and spec.nodes * off.cpus > left:
+            raise QuotaExceeded(f"creating {spec.cluster_id}: {spec.nodes * off.cpus} cores asked, {left} left in quota")
+        if (cl := q.clusters_left()) is not None and cl <= 0:
+            raise QuotaExceeded(f"creating {spec.cluster_id}: cluster quota of {q.max_clusters} reached")
+        if self._fault("quota_exceeded"):
+            raise QuotaExceeded(f"creating {spec.cluster_id}: quota exceeded (injected)")
+        if self._fault("capacity_unavailable"):
+            raise CapacityUnavailable(f"creating {spec.cluster_id}: no capacity for {spec.flavor} (injected)")
+        latency = off.latency.sample_s(self.rng, spec.nodes)
+        slow = self._fault("slow_provisioning")
+        if slow is not None:
+            latency *= slow.factor
+        c = _Cluster(spec.cluster_id, spec.flavor, off.cpus, spec.tags(), 0, spec.nodes, self._now() + latency,
+                     fails=self._fault("provisioning_fails") is not None)
+        self._acct.clusters[spec.cluster_id] = c
+        self._save()
+        return c
+
+    def _view(self, c: _Cluster) -> CloudCluster:
+        now = self._now()
+        if c.deleting_until is not None:
+            status = CloudStatus.DELETING
+        elif now < c.ready_at:
+            status = CloudStatus.CREATING
+        elif c.fails:
+            status, c.message = CloudStatus.FAILED, "provisioning failed: node group creation failed (injected)"
+        else:
+            if c.nodes == 0:
+                c.nodes = c.desired
+            if c.resize_at is not None and now >= c.resize_at:
+                c.nodes, c.resize_at = c.desired, None
+            status = CloudStatus.RESIZING if c.resize_at is not None else CloudStatus.READY
+        return CloudCluster(c.cluster_id, status, c.nodes, c.desired, dict(c.tags), c.message, c.flavor,
+                            self._offerings[0].region if self._offerings else "")
+
+    def get_cluster(self, cluster_id: str) -> CloudCluster:
+        c = self._acct.clusters.get(cluster_id)
+        if c is None or (c.deleting_until is not None and self._now() >= c.deleting_until):
+            raise NotFound(f"cluster {cluster_id} not found on {self.name}")
+        return self._view(c)
+
+    def resize(self, cluster_id: str, nodes: int) -> CloudCluster:
+        self.calls.append(("resize", cluster_id))
+        c = self._acct.clusters.get(cluster_id)
+        if c is None:
+            raise NotFound(f"resizing {cluster_id}: not found on {self.name}")
+        if nodes != c.desired:
+            grow = nodes - c.nodes
+            if grow > 0:
+                q = self.quota()
+                if (left := q.cores_left()) is not None and grow * c.cpus > left:
+                    raise QuotaExceeded(f"resizing {cluster_id}: {grow * c.cpus} more cores, {left} left in quota")
+            c.desired = nodes
+            c.resize_at = self._now() + (self.cfg.resize_latency if grow > 0 else 30.0)
+            self._save()
+        return self._view(c)
+
+    def delete_cluster(self, cluster_id: str) -> CloudCluster:
+        self.calls.append(("delete_cluster", cluster_id))
+        c = self._acct.clusters.get(cluster_id)
+        now = self._now()
+        if c is None:
+            raise NotFound(f"cluster {cluster_id} not found on {self.name}")
+        if c.deleting_until is None:
+            c.deleting_until = now + self.cfg.delete_latency
+            self._save()
+        if now >= c.deleting_until:
+            del self._acct.clusters[cluster_id]
+            self._save()
+            raise NotFound(f"cluster {cluster_id} deleted from {self.name}")
+        return self._view(c)
+
+    def list_clusters(self, owner: str) -> Sequence[CloudCluster]:
+        return [self._view(c) for c in self._acct.clusters.values() if c.tags.get(OWNER_TAG) == owner]
+
+    def quota(self) -> Quota:
+        live = [c for c in self._acct.clusters.values()]
+        cores = sum(max(c.desired, c.nodes) * c.cpus for c in live)
+        return Quota(self.cfg.quota_clusters, len(live), self.cfg.quota_cores, cores)
+
+    def credentials(self, cluster_id: str) -> str:
+        c = self._acct.clusters.get(cluster_id)
+        if c is None:
+            raise NotFound(f"cluster {cluster_id} not found on {self.name}")
+        return (
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: {cluster_id}\n  cluster:\n    server: https://{cluster_id}.{self.name}.local.invalid\n"
+            f"users:\n- name: burst\n  user:\n    token: local-{c.tags.get(CLUSTER_TAG, '')}\n"
+            f"contexts:\n- name: {cluster_id}\n  context:\n    cluster: {cluster_id}\n    user: burst\n"
+            f"current-context: {cluster_id}\n"
+        )
+
+    def adopt_foreign_for_tests(self, cluster_id: str, tags: dict[str, str]) -> None:
+        """Put a cluster into the account that burst did not create (tests of the ownership rule)."""
+        self._acct.clusters[cluster_id] = _Cluster(cluster_id, self._offerings[0].flavor, self._offerings[0].cpus,
+                                                   dict(tags), 1, 1, self._now())
+        self._save()
+
+

@@ -1,0 +1,276 @@
+"""The simulated batch system: where a trace's jobs wait and run during ``burst simulate``.
+
+Jobs start in submit order, on on-prem capacity first, then on the nodes of joined burst clusters
+where their shape fits on one node (first fit, with backfill: a job that fits may pass a larger
+one that does not).  Each runs for its trace run time; its wait is recorded.  A cluster leaves
+only after it reports no running job, so no job is ever killed — ``killed_jobs`` counts any
+violation instead of hiding it.
+
+The executor is also the simulation's backlog source: :meth:`demand` aggregates pending jobs by
+shape, as a schedd's autoclusters would.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from array import array
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from burst.lifecycle import ClusterRecord, ClusterState
+from burst.model import Bucket, Demand, Job, Shape
+
+
+@dataclass
+class _BurstCluster:
+    cpus: int
+    memory_mb: int
+    gpus: int
+    free_cpu: list[int]
+    free_mem: list[int]
+    free_gpu: list[int]
+    schedulable: bool = True
+    running: int = 0
+    busy_cores: int = 0
+
+    def add_nodes(self, n: int) -> None:
+        self.free_cpu += [self.cpus] * n
+        self.free_mem += [self.memory_mb] * n
+        self.free_gpu += [self.gpus] * n
+
+
+@dataclass
+class _Queue:
+    """Pending jobs of one shape, oldest first."""
+
+    shape: Shape
+    jobs: deque[int] = field(default_factory=deque)
+
+
+class Executor:
+    def __init__(self, onprem_cores: int, onprem_memory_mb: int | None, start: datetime,
+                 spike_factor: float = 1.0, jobs: Sequence[Job] = ()) -> None:
+        self.start = start
+        self.onprem_cores = onprem_cores
+        self.onprem_free = onprem_cores
+        self.onprem_mem = onprem_memory_mb
+        self.onprem_mem_free = onprem_memory_mb
+        self.spike_factor = spike_factor
+        self.now_s = 0.0
+        self._next = 0  # index of the next job to submit
+        self._queues: dict[Shape, _Queue] = {}
+        self._cpu_levels: list[int] = []  # sorted distinct cpus of shapes with pending jobs
+        self._running: list[tuple[float, int, str]] = []  # heap of (end, job, where): where "" = on-prem
+        self._placement: dict[int, tuple[str, int]] = {}
+        self.clusters: dict[str, _BurstCluster] = {}
+        self.pending_cores = 0
+        self.pending_jobs = 0
+        self.running_cores = 0
+        self.burst_busy_cores = 0
+        self.finished = 0
+        self.killed_jobs = 0
+        self.burst_core_seconds = 0.0
+        self.load(jobs)
+
+    def load(self, jobs: Sequence[Job]) -> None:
+        """The jobs to replay, sorted by submit time (before the first :meth:`run_until`)."""
+        self.jobs = jobs
+        self.wait = array("d", bytes(8 * len(jobs)))
+        self.started = bytearray(len(jobs))
+        self.spike = bytearray(len(jobs))
+        self.on_burst = bytearray(len(jobs))
+
+    # --- time ------------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self._next >= len(self.jobs) and not self._running and self.pending_jobs == 0
+
+    def next_submit_s(self) -> float | None:
+        return self.jobs[self._next].submit_s if self._next < len(self.jobs) else None
+
+    def run_until(self, t: float) -> None:
+        """Process every submit and finish up to ``t`` (seconds from the trace start), in order."""
+        jobs, running = self.jobs, self._running
+        while True:
+            nxt_sub = jobs[self._next].submit_s if self._next < len(jobs) else float("inf")
+            nxt_fin = running[0][0] if running else float("inf")
+            now = min(nxt_sub, nxt_fin)
+            if now > t:
+                break
+            self.now_s = now
+            freed = False
+            while running and running[0][0] <= now:
+                self._finish(*heapq.heappop(running))
+                freed = True
+            submitted = False
+            while self._next < len(jobs) and jobs[self._next].submit_s <= now:
+                self._submit(self._next)
+                self._next += 1
+                submitted = True
+            if freed or submitted:
+                self.schedule()
+        self.now_s = max(self.now_s, t)
+
+    def _submit(self, i: int) -> None:
+        shape = self.jobs[i].shape
+        q = self._queues.get(shape)
+        if q is None:
+            q = self._queues[shape] = _Queue(shape)
+            bisect.insort(self._cpu_levels, shape.cpus)
+        q.jobs.append(i)
+        self.pending_cores += shape.cpus
+        self.pending_jobs += 1
+        if self.pending_cores > self.spike_factor * self.onprem_cores:
+            self.spike[i] = 1
+
+    def _finish(self, end: float, i: int, where: str) -> None:
+        shape = self.jobs[i].shape
+        self.running_cores -= shape.cpus
+        self.finished += 1
+        if where == "":
+            self.onprem_free += shape.cpus
+            if self.onprem_mem_free is not None:
+                self.onprem_mem_free += shape.memory_mb
+            return
+        c = self.clusters.get(where)
+        if c is None:  # the cluster vanished under a running job: that job was killed
+            self.killed_jobs += 1
+            return
+        node = self._placement.pop(i)[1]
+        c.free_cpu[node] += shape.cpus
+        c.free_mem[node] += shape.memory_mb
+        c.free_gpu[node] += shape.gpus
+        c.running -= 1
+        c.busy_cores -= shape.cpus
+        self.burst_busy_cores -= shape.cpus
+
+    # --- scheduling ----------------------------------------------------------------------------
+
+    def _max_free(self) -> int:
+        best = self.onprem_free
+        for c in self.clusters.values():
+            if c.schedulable and c.free_cpu:
+                best = max(best, max(c.free_cpu))
+        return best
+
+    def schedule(self) -> None:
+        """Start pending jobs, oldest first among the shapes that can fit somewhere now."""
+        if not self.pending_jobs:
+            return
+        blocked: set[Shape] = set()
+        while True:
+            max_free = self._max_free()
+            hi = bisect.bisect_right(self._cpu_levels, max_free)
+            if hi == 0:
+                return
+            best: _Queue | None = None
+            for q in self._queues.values():
+                if q.shape.cpus <= max_free and q.shape not in blocked and (best is None or q.jobs[0] < best.jobs[0]):
+                    best = q
+            if best is None:
+                return
+            i = best.jobs[0]
+            if not self._place(i):
+                blocked.add(best.shape)
+                continue
+            best.jobs.popleft()
+            if not best.jobs:
+                del self._queues[best.shape]
+                if not any(s.cpus == best.shape.cpus for s in self._queues):
+                    self._cpu_levels.remove(best.shape.cpus)
+
+    def _place(self, i: int) -> bool:
+        job = self.jobs[i]
+        s = job.shape
+        end = self.now_s + job.runtime_s
+        if s.gpus == 0 and s.cpus <= self.onprem_free and (
+            self.onprem_mem_free is None or s.memory_mb <= self.onprem_mem_free
+        ):
+            self.onprem_free -= s.cpus
+            if self.onprem_mem_free is not None:
+                self.onprem_mem_free -= s.memory_mb
+            self._started(i, end, "")
+            return True
+        for cid, c in self.clusters.items():
+            if not c.schedulable or s.cpus > c.cpus or s.memory_mb > c.memory_mb or s.gpus > c.gpus:
+                continue
+            for n, free in enumerate(c.free_cpu):
+                if free >= s.cpus and c.free_mem[n] >= s.memory_mb and c.free_gpu[n] >= s.gpus:
+                    c.free_cpu[n] -= s.cpus
+                    c.free_mem[n] -= s.memory_mb
+                    c.free_gpu[n] -= s.gpus
+                    c.running += 1
+                    c.busy_cores += s.cpus
+                    self.burst_busy_cores += s.cpus
+                    self._placement[i] = (cid, n)
+                    self.on_burst[i] = 1
+                    self.burst_core_seconds += s.cpus * job.runtime_s
+                    self._started(i, end, cid)
+                    return True
+        return False
+
+    def _started(self, i: int, end: float, where: str) -> None:
+        job = self.jobs[i]
+        self.wait[i] = self.now_s - job.submit_s
+        self.started[i] = 1
+        self.pending_cores -= job.shape.cpus
+        self.pending_jobs -= 1
+        self.running_cores += job.shape.cpus
+        heapq.heappush(self._running, (end, i, where))
+
+    # --- burst capacity (driven by the local federation) -------------------------------------
+
+    def attach(self, cluster: ClusterRecord) -> None:
+        if cluster.cluster_id in self.clusters:
+            self.clusters[cluster.cluster_id].schedulable = True
+            return
+        c = _BurstCluster(cluster.cpus_per_node, cluster.memory_mb_per_node, cluster.gpus_per_node, [], [], [])
+        c.add_nodes(cluster.nodes or cluster.desired_nodes)
+        self.clusters[cluster.cluster_id] = c
+        self.schedule()
+
+    def set_schedulable(self, cluster_id: str, schedulable: bool) -> None:
+        c = self.clusters.get(cluster_id)
+        if c is not None:
+            c.schedulable = schedulable
+            if schedulable:
+                self.schedule()
+
+    def running_on(self, cluster_id: str) -> int:
+        c = self.clusters.get(cluster_id)
+        return c.running if c is not None else 0
+
+    def detach(self, cluster_id: str) -> None:
+        c = self.clusters.pop(cluster_id, None)
+        if c is not None and c.running:
+            # Jobs still there would die with the cluster; _finish counts them as killed.
+            self.burst_busy_cores -= c.busy_cores
+
+    def sync(self, fleet: Sequence[ClusterRecord]) -> None:
+        """Nodes added by a resize become usable once the record says the cloud has them."""
+        grew = False
+        for rec in fleet:
+            c = self.clusters.get(rec.cluster_id)
+            if c is not None and rec.state is ClusterState.ACTIVE and rec.nodes > len(c.free_cpu):
+                c.add_nodes(rec.nodes - len(c.free_cpu))
+                grew = True
+        if grew:
+            self.schedule()
+
+    # --- the backlog source view -----------------------------------------------------------
+
+    name = "simulated-queue"
+
+    def demand(self) -> Demand:
+        now = self.start + timedelta(seconds=self.now_s)
+        buckets = tuple(
+            Bucket(q.shape, len(q.jobs), self.now_s - self.jobs[q.jobs[0]].submit_s) for q in self._queues.values()
+        )
+        return Demand(now, buckets, self.running_cores, self.onprem_cores, self.onprem_free)
+
+    def poll(self) -> Demand:
+        return self.demand()

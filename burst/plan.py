@@ -1,0 +1,157 @@
+"""The plan: the diff between what policies want and the fleet, as a list of actions.
+
+``burst plan`` prints it without acting (like ``terraform plan``); the reconciler executes it.
+Capacity only ever leaves by draining whole clusters: burst never shrinks a node pool under
+running jobs, because a cloud picks which nodes to remove and would kill what runs there.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from burst.lifecycle import ClusterRecord, ClusterState
+from burst.policy import Decision, ProviderLimits, Target
+
+S = ClusterState
+
+
+class Op(StrEnum):
+    CREATE = "create"
+    GROW = "grow"
+    DRAIN = "drain"
+    UNDRAIN = "undrain"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    op: Op
+    cluster_id: str
+    provider: str
+    flavor: str
+    nodes: int
+    campaign: str
+    policy: str
+    reason: str
+    #: per-hour cost this action adds (+) or releases (−), in ``currency``
+    cost_per_hour: float = 0.0
+    currency: str = ""
+    target: Target | None = None
+
+    def describe(self) -> str:
+        verb = {Op.CREATE: "create", Op.GROW: "grow", Op.DRAIN: "drain", Op.UNDRAIN: "undrain"}[self.op]
+        return f"{verb} {self.cluster_id} ({self.nodes}× {self.flavor} on {self.provider}): {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    actions: tuple[Action, ...]
+    decision: Decision
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def cost_per_hour(self) -> float:
+        return sum(a.cost_per_hour for a in self.actions)
+
+
+Key = tuple[str, str, str]  # provider, flavor, campaign
+
+
+def _key(c: ClusterRecord) -> Key:
+    return (c.provider, c.flavor, c.campaign)
+
+
+def make_plan(
+    decision: Decision,
+    fleet: Sequence[ClusterRecord],
+    limits: Mapping[str, ProviderLimits],
+    new_id: Callable[[str], str],
+) -> Plan:
+    """Diff targets against the fleet.  Pure: ``new_id`` only names clusters, it creates nothing."""
+    actions: list[Action] = []
+    targets: dict[Key, Target] = {}
+    for t in decision.targets:
+        k = (t.offering.provider, t.offering.flavor, t.campaign)
+        if k in targets:  # two wants on the same offering and campaign: add them up
+            prev = targets[k]
+            t = Target(t.offering, prev.nodes + t.nodes, t.campaign, prev.policy, f"{prev.reason}; {t.reason}")
+        targets[k] = t
+
+    live: dict[Key, list[ClusterRecord]] = defaultdict(list)
+    draining: dict[Key, list[ClusterRecord]] = defaultdict(list)
+    for c in fleet:
+        if c.state in (S.PLANNED, S.PROVISIONING, S.JOINING, S.ACTIVE):
+            live[_key(c)].append(c)
+        elif c.state is S.DRAINING:
+            draining[_key(c)].append(c)
+
+    forced = {d.cluster_id: d for d in decision.drains}
+    for c in fleet:
+        if c.cluster_id in forced and c.state in (S.ACTIVE, S.JOINING):
+            d = forced[c.cluster_id]
+            actions.append(_release(c, Op.DRAIN, d.policy, d.reason))
+            live[_key(c)] = [x for x in live[_key(c)] if x.cluster_id != c.cluster_id]
+
+    for k in sorted(set(targets) | set(live)):
+        t = targets.get(k)
+        want = t.nodes if t else 0
+        clusters = sorted(live.get(k, []), key=lambda c: (c.created_at, c.cluster_id))
+        have = sum(c.desired_nodes for c in clusters)
+        if t is not None and want > have:
+            actions.extend(_add(k, t, want - have, clusters, draining.get(k, []), limits, new_id))
+        elif want < have:
+            # Newest first: it has the fewest running jobs and the least sunk provisioning cost.
+            for c in reversed(clusters):
+                if have - c.desired_nodes < want:
+                    break
+                have -= c.desired_nodes
+                reason = t.reason if t else "no policy wants this capacity any more"
+                actions.append(_release(c, Op.DRAIN, t.policy if t else "", reason))
+    return Plan(tuple(actions), decision)
+
+
+def _release(c: ClusterRecord, op: Op, policy: str, reason: str) -> Action:
+    per_hour = -(c.price_per_hour * c.desired_nodes + c.control_plane_per_hour)
+    return Action(op, c.cluster_id, c.provider, c.flavor, c.desired_nodes, c.campaign, policy, reason, per_hour, c.currency)
+
+
+def _add(
+    k: Key,
+    t: Target,
+    missing: int,
+    live: list[ClusterRecord],
+    draining: list[ClusterRecord],
+    limits: Mapping[str, ProviderLimits],
+    new_id: Callable[[str], str],
+) -> list[Action]:
+    off = t.offering
+    lim = limits.get(off.provider)
+    per_cluster = min(lim.nodes_per_cluster if lim else off.max_nodes_per_cluster, off.max_nodes_per_cluster)
+    out: list[Action] = []
+    # 1. Take back draining clusters: they are up and paid for already.
+    for c in sorted(draining, key=lambda c: c.created_at, reverse=True):
+        if missing <= 0:
+            break
+        out.append(Action(Op.UNDRAIN, c.cluster_id, c.provider, c.flavor, c.desired_nodes, c.campaign, t.policy,
+                          f"{t.reason} (reusing a draining cluster)", 0.0, c.currency, t))
+        missing -= c.desired_nodes
+    # 2. Grow active clusters that are below the standard size.
+    for c in live:
+        if missing <= 0:
+            break
+        if c.state is S.ACTIVE and c.desired_nodes < per_cluster:
+            add = min(per_cluster - c.desired_nodes, missing)
+            out.append(Action(Op.GROW, c.cluster_id, c.provider, c.flavor, c.desired_nodes + add, c.campaign,
+                              t.policy, t.reason, add * off.price_per_hour, off.currency, t))
+            missing -= add
+    # 3. New clusters of the standard size (the last one smaller).
+    while missing > 0:
+        nodes = min(per_cluster, missing)
+        out.append(Action(Op.CREATE, new_id(off.provider), off.provider, off.flavor, nodes, t.campaign, t.policy,
+                          t.reason, nodes * off.price_per_hour + off.control_plane_per_hour, off.currency, t))
+        missing -= nodes
+    return out

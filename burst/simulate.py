@@ -1,0 +1,175 @@
+"""``burst simulate``: a whole season on a trace, with the real policies, reconciler and store.
+
+The same engine the daemon runs is driven by a discrete-event SimClock over the embedded local
+cloud, with the trace replayed through the simulated batch system (:mod:`burst.executor`).
+Between ticks the executor processes every job submit and finish at its exact time; long stretches
+with no work and no cluster are skipped, so a year of trace runs in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from burst.clock import SimClock
+from burst.config import Config
+from burst.engine import Engine
+from burst.executor import Executor
+from burst.lifecycle import ClusterState
+from burst.model import Job, Trace
+from burst.store import Store
+
+S = ClusterState
+
+
+@dataclass
+class SeasonSummary:
+    trace: str
+    jobs: int
+    unrunnable_jobs: int
+    wait_p50_s: float
+    wait_p95_s: float
+    wait_max_s: float
+    spike_jobs: int
+    spike_wait_p95_s: float
+    cost_total: float
+    cost_by_provider: dict[str, float]
+    currency: str
+    node_hours: float
+    clusters_created: int
+    clusters_stuck_deleted: int
+    peak_burst_cores: int
+    burst_core_hours_used: float
+    jobs_on_burst: int
+    leaked_clusters: int
+    killed_jobs: int
+    sim_seconds: float
+    wall_seconds: float
+    ticks: int
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for k in ("wait_p50_s", "wait_p95_s", "wait_max_s", "spike_wait_p95_s", "sim_seconds", "wall_seconds",
+                  "node_hours", "burst_core_hours_used"):
+            d[k] = round(d[k], 3)
+        d["cost_total"] = round(self.cost_total, 2)
+        d["cost_by_provider"] = {k: round(v, 2) for k, v in sorted(self.cost_by_provider.items())}
+        return d
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile of already sorted values (0 for none)."""
+    if not sorted_values:
+        return 0.0
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
+    return float(sorted_values[k])
+
+
+def runnable(jobs: Sequence[Job], cfg: Config, engine: Engine, onprem_cores: int) -> tuple[list[Job], int]:
+    """Jobs that fit on-prem or on some offering's node; the rest could never start anywhere."""
+    mem = cfg.file.onprem.memory_gb
+    onprem_mem = int(mem * 1024) if mem is not None else None
+    offs = engine.offerings
+    ok, skipped = [], 0
+    for j in jobs:
+        s = j.shape
+        fits_onprem = s.gpus == 0 and s.cpus <= onprem_cores and (onprem_mem is None or s.memory_mb <= onprem_mem)
+        if fits_onprem or any(o.can_run(s) for o in offs):
+            ok.append(j)
+        else:
+            skipped += 1
+    return ok, skipped
+
+
+Progress = Callable[[float, float], None]
+
+
+def simulate(cfg: Config, trace: Trace, *, onprem_cores: int | None = None, store_url: str = "sqlite://",
+             progress: Progress | None = None, keep_store: bool = False) -> tuple[SeasonSummary, Store]:
+    wall0 = time.perf_counter()
+    clock = SimClock(trace.start)
+    cores = cfg.file.onprem.cores if onprem_cores is None else onprem_cores
+    store = Store(store_url, cfg.file.installation)
+    sim = cfg.file.simulation
+    # The executor needs the offerings to know which jobs can run; build the engine around it.
+    holder: dict[str, object] = {}
+    mem = cfg.file.onprem.memory_gb
+    executor = Executor(cores, int(mem * 1024) if mem is not None else None, trace.start, sim.spike_factor)
+    holder["executor"] = executor
+    engine = Engine.build(cfg, clock, store=store, backlog=executor, extras=holder, seed=sim.seed)
+    jobs, unrunnable = runnable(trace.jobs, cfg, engine, cores)
+    executor.load(jobs)
+
+    tick_s = sim.tick.total_seconds()
+    last_submit = jobs[-1].submit_s if jobs else 0.0
+    horizon = last_submit + sim.drain_horizon.total_seconds()
+    t = 0.0
+    ticks = 0
+    peak = 0
+    stuck = 0
+    errors: dict[str, int] = {}
+    while True:
+        t += tick_s
+        executor.run_until(t)
+        clock.advance_to(trace.start + timedelta(seconds=t))
+        res = engine.tick()
+        ticks += 1
+        stuck += res.step.stuck_deleted
+        for _, kind, _msg in res.step.errors:
+            errors[kind] = errors.get(kind, 0) + 1
+        fleet = store.fleet()
+        executor.sync(fleet)
+        live = sum(c.cores for c in fleet if c.state is S.ACTIVE)
+        peak = max(peak, live)
+        if progress is not None and ticks % 200 == 0:
+            progress(t, horizon)
+        if executor.done and not fleet:
+            break
+        if t >= horizon and executor.done:
+            break  # clusters left now are leaks; reported below
+        if engine.idle() and executor.pending_jobs == 0:
+            # Nothing runs on burst capacity and nothing waits: jump to the next submit (or policy wake).
+            nxt = executor.next_submit_s()
+            wake = engine.stack.next_wake(clock.now())
+            candidates = [x for x in (nxt, (wake - trace.start).total_seconds() if wake else None) if x is not None]
+            if candidates:
+                jump = min(candidates)
+                if jump > t + tick_s:
+                    t = math.floor(jump / tick_s) * tick_s
+    if progress is not None:
+        progress(horizon, horizon)
+
+    now = clock.now()
+    waits = sorted(executor.wait[i] for i in range(len(jobs)) if executor.started[i])
+    spike = sorted(executor.wait[i] for i in range(len(jobs)) if executor.started[i] and executor.spike[i])
+    never_started = len(jobs) - len(waits)
+    by_provider: dict[str, float] = {}
+    node_hours = 0.0
+    for seg in store.ledger():
+        by_provider[seg.provider] = by_provider.get(seg.provider, 0.0) + seg.cost(now)
+        if seg.item == "nodes":
+            node_hours += seg.hours(now) * seg.quantity
+    leaked = len(store.fleet())
+    summary = SeasonSummary(
+        trace=trace.name, jobs=len(jobs), unrunnable_jobs=unrunnable + never_started,
+        wait_p50_s=quantile(waits, 0.5), wait_p95_s=quantile(waits, 0.95), wait_max_s=waits[-1] if waits else 0.0,
+        spike_jobs=len(spike), spike_wait_p95_s=quantile(spike, 0.95),
+        cost_total=sum(by_provider.values()), cost_by_provider=by_provider, currency=cfg.file.currency,
+        node_hours=node_hours, clusters_created=sum(1 for c in store.all_clusters() if c.requested_at is not None), clusters_stuck_deleted=stuck,
+        peak_burst_cores=peak, burst_core_hours_used=executor.burst_core_seconds / 3600,
+        jobs_on_burst=sum(executor.on_burst), leaked_clusters=leaked, killed_jobs=executor.killed_jobs,
+        sim_seconds=t, wall_seconds=time.perf_counter() - wall0, ticks=ticks, errors_by_type=errors,
+    )
+    if not keep_store:
+        store.close()
+    return summary, store
+
+
+def with_onprem(cfg: Config, cores: int) -> Config:
+    file = cfg.file.model_copy(update={"onprem": cfg.file.onprem.model_copy(update={"cores": cores})})
+    return replace(cfg, file=file)

@@ -1,0 +1,373 @@
+"""The store: fleet, transitions (audit log), ledger, decisions — SQLAlchemy, SQLite or PostgreSQL.
+
+Every lifecycle transition is committed *before* the reconciler performs its side effect
+(write-ahead intent), so after a crash the state says what was about to happen, and the
+idempotent provider calls make doing it again safe.
+
+The live fleet and the open ledger segments are also kept in memory: the policies read them on
+every tick, and a year-long simulation runs hundreds of thousands of ticks.  Writes always go to
+the database first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from burst import tables as t
+from burst.errors import BurstError, ConfigError
+from burst.lifecycle import BILLABLE, ClusterRecord, ClusterState
+from burst.policy import Spend
+
+S = ClusterState
+_RECORD_FIELDS = [f.name for f in fields(ClusterRecord)]
+
+
+class StoreError(BurstError):
+    """The store cannot be opened or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSegment:
+    """``quantity`` units billed at ``rate_per_hour`` each from ``start`` to ``end`` (None = still open)."""
+
+    segment_id: int
+    cluster_id: str
+    provider: str
+    region: str
+    flavor: str
+    campaign: str
+    policy: str
+    item: str
+    quantity: int
+    cores: int
+    rate_per_hour: float
+    currency: str
+    start: datetime
+    end: datetime | None
+
+    def hours(self, until: datetime) -> float:
+        end = self.end or until
+        return max(0.0, (min(end, until) - self.start).total_seconds() / 3600)
+
+    def cost(self, until: datetime) -> float:
+        return self.hours(until) * self.quantity * self.rate_per_hour
+
+    def cost_between(self, start: datetime, end: datetime) -> float:
+        s = max(self.start, start)
+        e = min(self.end or end, end)
+        return max(0.0, (e - s).total_seconds() / 3600) * self.quantity * self.rate_per_hour
+
+
+def _month(at: datetime) -> tuple[int, int]:
+    return (at.year, at.month)
+
+
+def _month_start(at: datetime) -> datetime:
+    return datetime(at.year, at.month, 1, tzinfo=UTC)
+
+
+def _next_month(at: datetime) -> datetime:
+    return datetime(at.year + (at.month == 12), at.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def migrate(conn: Connection) -> None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+class Store:
+    def __init__(self, url: str, installation: str) -> None:
+        self.url = url
+        try:
+            self.engine = self._engine(url)
+            with self.engine.begin() as conn:
+                migrate(conn)
+                self._claim(conn, installation)
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}") from err
+        self.installation = installation
+        self._fleet: dict[str, ClusterRecord] = {}
+        self._open: dict[int, LedgerSegment] = {}
+        self._closed_by_month: dict[tuple[int, int], float] = defaultdict(float)
+        self._closed_by_campaign: dict[str, float] = defaultdict(float)
+        self._latencies: dict[str, list[float]] = defaultdict(list)
+        self._load()
+
+    def _safe_url(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # an unparseable URL is already the error being reported
+            return "<unparseable URL>"
+
+    @staticmethod
+    def _engine(url: str) -> Engine:
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            eng = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+        else:
+            eng = create_engine(url, pool_pre_ping=True)
+        if eng.dialect.name == "sqlite":
+
+            @event.listens_for(eng, "connect")
+            def _pragmas(dbapi_conn: Any, _: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA foreign_keys=ON")
+                if url not in ("sqlite://", "sqlite:///:memory:"):
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+
+        return eng
+
+    @staticmethod
+    def _claim(conn: Connection, installation: str) -> None:
+        """A store belongs to one installation: its owner tag decides which clusters burst may touch."""
+        row = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "installation")).scalar_one_or_none()
+        if row is None:
+            conn.execute(insert(t.meta).values(key="installation", value=installation))
+            conn.execute(insert(t.meta).values(key="cluster_seq", value="0"))
+        elif row != installation:
+            raise ConfigError(
+                f"the store belongs to installation {row!r}, the config says {installation!r}; "
+                "use another state URL or fix `installation`"
+            )
+
+    def _load(self) -> None:
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(t.clusters).where(t.clusters.c.state != S.REMOVED.value)):
+                rec = self._record(row._mapping)
+                self._fleet[rec.cluster_id] = rec
+            q = select(t.clusters.c.provider, t.clusters.c.requested_at, t.clusters.c.ready_at).where(
+                t.clusters.c.ready_at.is_not(None), t.clusters.c.requested_at.is_not(None)
+            ).order_by(t.clusters.c.ready_at)
+            for row in conn.execute(q):
+                self._latencies[row.provider].append((row.ready_at - row.requested_at).total_seconds())
+            for row in conn.execute(select(t.ledger)):
+                seg = self._segment(row._mapping)
+                if seg.end is None:
+                    self._open[seg.segment_id] = seg
+                else:
+                    self._account_closed(seg)
+
+    @staticmethod
+    def _record(m: Mapping[str, Any]) -> ClusterRecord:
+        vals = {k: m[k] for k in _RECORD_FIELDS}
+        vals["state"] = ClusterState(vals["state"])
+        return ClusterRecord(**vals)
+
+    @staticmethod
+    def _segment(m: Mapping[str, Any]) -> LedgerSegment:
+        return LedgerSegment(
+            m["id"], m["cluster_id"], m["provider"], m["region"], m["flavor"], m["campaign"], m["policy"],
+            m["item"], m["quantity"], m["cores"], m["rate_per_hour"], m["currency"], m["start"], m["end"],
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- fleet -------------------------------------------------------------------------------
+
+    def fleet(self) -> list[ClusterRecord]:
+        """Every cluster not yet REMOVED, oldest first."""
+        return sorted(self._fleet.values(), key=lambda c: (c.created_at, c.cluster_id))
+
+    def get(self, cluster_id: str) -> ClusterRecord | None:
+        rec = self._fleet.get(cluster_id)
+        if rec is not None:
+            return rec
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.clusters).where(t.clusters.c.cluster_id == cluster_id)).first()
+        return self._record(row._mapping) if row is not None else None
+
+    def all_clusters(self) -> list[ClusterRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.clusters).order_by(t.clusters.c.created_at, t.clusters.c.cluster_id))
+            return [self._record(r._mapping) for r in rows]
+
+    def next_cluster_number(self) -> int:
+        with self.engine.begin() as conn:
+            cur = int(conn.execute(select(t.meta.c.value).where(t.meta.c.key == "cluster_seq")).scalar_one())
+            conn.execute(update(t.meta).where(t.meta.c.key == "cluster_seq").values(value=str(cur + 1)))
+        return cur + 1
+
+    def add(self, rec: ClusterRecord, reason: str) -> ClusterRecord:
+        """Record a new PLANNED cluster: the intent, before any cloud call."""
+        if rec.state is not S.PLANNED:
+            raise ValueError("new clusters start PLANNED")
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.clusters).values(**asdict(rec)))
+            conn.execute(insert(t.transitions).values(cluster_id=rec.cluster_id, at=rec.state_since, from_state=None,
+                                                      to_state=rec.state.value, reason=reason))
+        self._fleet[rec.cluster_id] = rec
+        return rec
+
+    def transition(self, rec: ClusterRecord, target: ClusterState, at: datetime, reason: str,
+                   **changes: Any) -> ClusterRecord:
+        """Move ``rec`` to ``target`` (checked against the lifecycle) and commit it, with its ledger
+        effects: billing starts with the create request and ends when the delete completed."""
+        new = rec.moved(target, at, reason=reason, **changes)
+        with self.engine.begin() as conn:
+            self._write(conn, new)
+            conn.execute(insert(t.transitions).values(cluster_id=rec.cluster_id, at=at, from_state=rec.state.value,
+                                                      to_state=target.value, reason=reason))
+            starts_billing = target is S.PROVISIONING and rec.state in (S.PLANNED, S.FAILED) and not self._is_billed(rec)
+            if starts_billing:
+                self._open_segments(conn, new, at)
+            if target is S.REMOVED:
+                self._close_segments(conn, new.cluster_id, at)
+        self._remember(new)
+        return new
+
+    def update(self, rec: ClusterRecord, at: datetime, **changes: Any) -> ClusterRecord:
+        """Change fields other than the state.  A new ``desired_nodes`` re-segments the ledger."""
+        new = replace(rec, **changes)
+        with self.engine.begin() as conn:
+            self._write(conn, new)
+            if new.desired_nodes != rec.desired_nodes and self._is_billed(rec):
+                self._close_segments(conn, rec.cluster_id, at, item="nodes")
+                self._open_segments(conn, new, at, items=("nodes",))
+        self._remember(new)
+        return new
+
+    def _write(self, conn: Connection, rec: ClusterRecord) -> None:
+        vals = asdict(rec)
+        vals["state"] = rec.state.value
+        conn.execute(update(t.clusters).where(t.clusters.c.cluster_id == rec.cluster_id).values(**vals))
+
+    def _remember(self, rec: ClusterRecord) -> None:
+        old = self._fleet.get(rec.cluster_id)
+        if rec.ready_at is not None and rec.requested_at is not None and (old is None or old.ready_at is None):
+            self._latencies[rec.provider].append((rec.ready_at - rec.requested_at).total_seconds())
+        if rec.state is S.REMOVED:
+            self._fleet.pop(rec.cluster_id, None)
+        else:
+            self._fleet[rec.cluster_id] = rec
+
+    def transitions(self, cluster_id: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.transitions).order_by(t.transitions.c.id)
+        if cluster_id is not None:
+            q = q.where(t.transitions.c.cluster_id == cluster_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # --- ledger ------------------------------------------------------------------------------
+
+    def _is_billed(self, rec: ClusterRecord) -> bool:
+        return any(s.cluster_id == rec.cluster_id for s in self._open.values())
+
+    def _open_segments(self, conn: Connection, rec: ClusterRecord, at: datetime,
+                       items: Sequence[str] = ("nodes", "control_plane")) -> None:
+        for item in items:
+            if item == "control_plane" and rec.control_plane_per_hour <= 0:
+                continue
+            qty = rec.desired_nodes if item == "nodes" else 1
+            rate = rec.price_per_hour if item == "nodes" else rec.control_plane_per_hour
+            cores = rec.desired_nodes * rec.cpus_per_node if item == "nodes" else 0
+            vals = dict(cluster_id=rec.cluster_id, provider=rec.provider, region=rec.region, flavor=rec.flavor,
+                        campaign=rec.campaign, policy=rec.policy, item=item, quantity=qty, cores=cores,
+                        rate_per_hour=rate, currency=rec.currency, start=at, end=None)
+            seg_id = conn.execute(insert(t.ledger).values(**vals)).inserted_primary_key[0]  # type: ignore[index]
+            vals.pop("start")
+            vals.pop("end")
+            self._open[int(seg_id)] = LedgerSegment(int(seg_id), start=at, end=None, **vals)  # type: ignore[arg-type]
+
+    def _close_segments(self, conn: Connection, cluster_id: str, at: datetime, item: str | None = None) -> None:
+        for seg in [s for s in self._open.values() if s.cluster_id == cluster_id and (item is None or s.item == item)]:
+            conn.execute(update(t.ledger).where(t.ledger.c.id == seg.segment_id).values(end=at))
+            del self._open[seg.segment_id]
+            self._account_closed(replace(seg, end=at))
+
+    def _account_closed(self, seg: LedgerSegment) -> None:
+        assert seg.end is not None
+        cursor = seg.start
+        while cursor < seg.end:
+            nxt = min(_next_month(cursor), seg.end)
+            self._closed_by_month[_month(cursor)] += seg.cost_between(cursor, nxt)
+            cursor = nxt
+        self._closed_by_campaign[seg.campaign] += seg.cost(seg.end)
+
+    def spend(self, now: datetime, currency: str) -> Spend:
+        """Money committed so far: this month, per campaign, and the fleet's current burn rate."""
+        month_start = _month_start(now)
+        month = self._closed_by_month.get(_month(now), 0.0)
+        by_campaign = dict(self._closed_by_campaign)
+        burn = 0.0
+        for seg in self._open.values():
+            month += seg.cost_between(month_start, now)
+            by_campaign[seg.campaign] = by_campaign.get(seg.campaign, 0.0) + seg.cost(now)
+            burn += seg.quantity * seg.rate_per_hour
+        return Spend(currency=currency, month_to_date=month, by_campaign=by_campaign, burn_per_hour=burn)
+
+    def total_cost(self, now: datetime) -> float:
+        return sum(self._closed_by_campaign.values()) + sum(s.cost(now) for s in self._open.values())
+
+    def ledger(self, start: datetime | None = None, end: datetime | None = None) -> list[LedgerSegment]:
+        q = select(t.ledger).order_by(t.ledger.c.id)
+        if end is not None:
+            q = q.where(t.ledger.c.start < end)
+        if start is not None:
+            q = q.where((t.ledger.c.end.is_(None)) | (t.ledger.c.end > start))
+        with self.engine.connect() as conn:
+            return [self._segment(r._mapping) for r in conn.execute(q)]
+
+    # --- decisions, back-offs, samples, history ---------------------------------------------
+
+    def record_decision(self, at: datetime, summary: str, detail: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.decisions).values(at=at, summary=summary, detail=json.dumps(detail, default=str)))
+
+    def decisions(self, limit: int = 20) -> list[dict[str, Any]]:
+        q = select(t.decisions).order_by(t.decisions.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            out = []
+            for r in conn.execute(q):
+                d = dict(r._mapping)
+                d["detail"] = json.loads(d["detail"])
+                out.append(d)
+            return out
+
+    def set_backoff(self, provider: str, until: datetime, reason: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.backoffs).where(t.backoffs.c.provider == provider))
+            conn.execute(insert(t.backoffs).values(provider=provider, until=until, reason=reason))
+
+    def backoffs(self) -> dict[str, datetime]:
+        with self.engine.connect() as conn:
+            return {r.provider: r.until for r in conn.execute(select(t.backoffs))}
+
+    def add_sample(self, at: datetime, pending_cores: int, running_cores: int, onprem_cores: int,
+                   burst_cores: int, burn_per_hour: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.samples).values(at=at, pending_cores=pending_cores, running_cores=running_cores,
+                                                  onprem_cores=onprem_cores, burst_cores=burst_cores,
+                                                  burn_per_hour=burn_per_hour))
+
+    def samples(self, start: datetime | None = None) -> list[dict[str, Any]]:
+        q = select(t.samples).order_by(t.samples.c.at)
+        if start is not None:
+            q = q.where(t.samples.c.at >= start)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def provisioning_latencies(self, provider: str, last: int = 20) -> list[float]:
+        """Seconds from create request to cluster ready, for the provider's last ``last`` clusters."""
+        return self._latencies.get(provider, [])[-last:]
+
+    def iter_billable(self) -> Iterator[ClusterRecord]:
+        return (c for c in self._fleet.values() if c.state in BILLABLE)

@@ -1,0 +1,127 @@
+"""The reactive backlog policy: rent capacity when pending work overflows the on-prem cluster.
+
+It wants as many burst cores as the work that burst capacity could run right now (what already runs
+on burst capacity plus what is pending beyond on-prem), but only moves slowly:
+
+* **up** only after the backlog has stayed above ``pending_cores_above`` for ``for``;
+* **down** only after the want has stayed below the current level for ``idle_after``, and never
+  within ``cooldown`` of the last raise — so a flapping queue does not create and delete clusters;
+* never on a *stale* demand: when the on-prem system cannot be read, the last want is held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import Field
+
+from burst.api import Bucket, Duration, PolicyConfig, PolicyInput, Shape, Want
+from burst.units import format_duration
+
+
+class BacklogPolicyConfig(PolicyConfig):
+    kind: Literal["backlog"] = "backlog"
+    name: str = "backlog"
+    pending_cores_above: int = Field(default=0, ge=0, description="burst only when this many cores are pending")
+    for_: Duration = Field(default=timedelta(minutes=15), alias="for", description="…for at least this long")
+    idle_after: Duration = Field(default=timedelta(minutes=30), description="shrink after the want stays lower this long")
+    cooldown: Duration = Field(default=timedelta(minutes=10), description="no shrink this soon after a raise")
+    headroom: float = Field(default=1.0, gt=0, le=4, description="fraction of the burstable backlog to buy")
+    max_cores: int | None = Field(default=None, ge=0, description="never want more burst cores than this")
+    campaign: str = Field(default="", description="campaign tag for capacity this policy buys")
+
+    def build(self) -> BacklogPolicy:
+        return BacklogPolicy(self)
+
+
+@dataclass
+class _Memory:
+    level: int = 0
+    above_since: datetime | None = None
+    below_since: datetime | None = None
+    raised_at: datetime | None = None
+    shape: Shape | None = None
+
+
+class BacklogPolicy:
+    """GPU and CPU work are tracked apart: GPU jobs only count towards offerings with GPUs, and a
+    few GPU jobs must not turn all burst capacity into expensive GPU nodes."""
+
+    role: Literal["capacity"] = "capacity"
+
+    def __init__(self, cfg: BacklogPolicyConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self._mem = {"cpu": _Memory(), "gpu": _Memory()}
+
+    def next_wake(self, now: datetime) -> datetime | None:
+        return None
+
+    def want(self, inp: PolicyInput) -> list[Want]:
+        d = inp.demand
+        burstable = [b for b in d.pending if any(o.can_run(b.shape) for o in inp.offerings)]
+        gpu = [b for b in burstable if b.shape.gpus > 0]
+        cpu = [b for b in burstable if b.shape.gpus == 0]
+        busy_burst = max(0, d.running_cores - d.onprem_cores)
+        out = self._want_class("cpu", cpu, busy_burst, inp)
+        out += self._want_class("gpu", gpu, 0, inp)
+        return out
+
+    def _want_class(self, cls: str, buckets: list[Bucket], busy_burst: int, inp: PolicyInput) -> list[Want]:
+        cfg, m, now, d = self.cfg, self._mem[cls], inp.now, inp.demand
+        if d.stale:
+            reason = f"holding {m.level} {cls} cores: backlog is stale ({d.note or 'source unreadable'})"
+            return self._emit(m.level, reason, m, cls)
+        pending = sum(b.cores for b in buckets)
+        free = d.onprem_free_cores if cls == "cpu" else 0
+        overflow = max(0, pending - free)
+        raw = busy_burst + int(overflow * cfg.headroom + 0.999)
+        if cfg.max_cores is not None:
+            raw = min(raw, cfg.max_cores)
+        if buckets:
+            m.shape = largest_shape(buckets)
+
+        if pending > cfg.pending_cores_above and overflow > 0:
+            m.above_since = m.above_since or now
+        else:
+            m.above_since = None
+
+        reason = ""
+        if raw > m.level:
+            m.below_since = None
+            if m.above_since is not None and now - m.above_since >= cfg.for_:
+                jobs = sum(b.count for b in buckets)
+                oldest = max((b.oldest_wait_s for b in buckets), default=0.0)
+                reason = (
+                    f"backlog: {pending} {cls} cores pending ({jobs} jobs, oldest waits {format_duration(oldest)}) "
+                    f"for {format_duration(now - m.above_since)} beyond {free} free on-prem cores"
+                )
+                m.level, m.raised_at = raw, now
+        elif raw < m.level:
+            m.below_since = m.below_since or now
+            idle_for = now - m.below_since
+            cooled = m.raised_at is None or now - m.raised_at >= cfg.cooldown
+            if idle_for >= cfg.idle_after and cooled:
+                reason = f"backlog: only {raw} {cls} cores needed for {format_duration(idle_for)}; releasing {m.level - raw}"
+                m.level, m.below_since = raw, None
+        else:
+            m.below_since = None
+        if not reason:
+            reason = f"backlog: keeping {m.level} {cls} cores ({pending} pending, {busy_burst} busy on burst capacity)"
+        return self._emit(m.level, reason, m, cls)
+
+    def _emit(self, cores: int, reason: str, m: _Memory, cls: str) -> list[Want]:
+        if cores <= 0:
+            return []
+        return [Want(cores=cores, policy=self.name, reason=reason, campaign=self.cfg.campaign, shape=m.shape)]
+
+
+def largest_shape(buckets: list[Bucket]) -> Shape:
+    """The largest per-node shape among pending buckets, so placement picks a flavor that holds it."""
+    return Shape(
+        max(b.shape.cpus for b in buckets),
+        max(b.shape.memory_mb for b in buckets),
+        max(b.shape.gpus for b in buckets),
+    )
