@@ -1,0 +1,403 @@
+"""A fault-injecting HTTP proxy in front of moto's server, for the EKS REST API.
+
+moto answers every EKS call at once: clusters and node groups are ACTIVE when created and gone when
+deleted, and it never throttles or runs out of capacity.  Real EKS takes minutes and fails in ways
+burst must understand.  This proxy forwards every request to moto unchanged and, where a test asks,
+
+* answers chosen operations with the error AWS sends for them: status code, header
+  ``x-amzn-ErrorType: <Code>:http://internal.amazon.com/coral/com.amazonaws.eks/`` and a JSON body
+  ``{"message": ...}`` (EKS is a rest-json service; botocore reads the code from that header);
+* makes a created cluster / node group read ``CREATING`` (without endpoint or CA, as EKS does) for
+  its next N describe calls, and a deleted one read ``DELETING`` (still listed, and deleting the
+  cluster answers ``ResourceInUseException`` while its node groups are deleting) for N describes;
+* overrides a node group's status and health issues (CREATE_FAILED with capacity issues, UPDATING);
+* holds the answer to one operation after moto has acted on it, so a test can kill the client in
+  the window where the cloud did the work but the caller never heard back.
+
+Every request is recorded (operation, path, JSON body) so tests assert on what the SDK really sent.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+# (method, path regex) → EKS operation name, from botocore's eks-2017-11-01 service model.
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    (m, re.compile(p), op)
+    for m, p, op in [
+        ("POST", r"^/clusters$", "CreateCluster"),
+        ("GET", r"^/clusters$", "ListClusters"),
+        ("GET", r"^/clusters/(?P<c>[^/]+)$", "DescribeCluster"),
+        ("DELETE", r"^/clusters/(?P<c>[^/]+)$", "DeleteCluster"),
+        ("POST", r"^/clusters/(?P<c>[^/]+)/node-groups$", "CreateNodegroup"),
+        ("GET", r"^/clusters/(?P<c>[^/]+)/node-groups$", "ListNodegroups"),
+        ("GET", r"^/clusters/(?P<c>[^/]+)/node-groups/(?P<g>[^/]+)$", "DescribeNodegroup"),
+        ("DELETE", r"^/clusters/(?P<c>[^/]+)/node-groups/(?P<g>[^/]+)$", "DeleteNodegroup"),
+        ("POST", r"^/clusters/(?P<c>[^/]+)/node-groups/(?P<g>[^/]+)/update-config$", "UpdateNodegroupConfig"),
+        ("POST", r"^/tags/.+$", "TagResource"),
+    ]
+]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the proxy received, and the status it answered."""
+
+    operation: str
+    method: str
+    path: str
+    cluster: str
+    nodegroup: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    status: int
+
+
+@dataclass
+class _Fault:
+    operation: str
+    cluster: str | None
+    status: int
+    code: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    times: int
+
+
+@dataclass
+class _Override:
+    status: str
+    issues: list[dict[str, Any]]
+    times: int | None  # None: until cleared
+
+
+@dataclass
+class _State:
+    faults: list[_Fault] = field(default_factory=list)
+    creating_describes: int = 0
+    deleting_describes: int = 0
+    #: ("cluster", name) or ("nodegroup", cluster, name) → describes left that read CREATING.
+    creating: dict[tuple[str, ...], int] = field(default_factory=dict)
+    #: same keys → (describes left that read DELETING, the last body moto gave).
+    deleting: dict[tuple[str, ...], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    nodegroup_overrides: dict[tuple[str, str], _Override] = field(default_factory=dict)
+    hold_operation: str | None = None
+
+
+class FakeAws:
+    """The proxy.  ``start()`` binds 127.0.0.1 on a free port; ``url`` is the endpoint to give boto3."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._lock = threading.Lock()
+        self._state = _State()
+        self.requests: list[Seen] = []
+        #: set when a held operation has been forwarded to moto (the cloud did the work).
+        self.held = threading.Event()
+        self._release = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-aws", daemon=True)
+
+    # -- control ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeAws:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def fail(
+        self,
+        operation: str,
+        code: str,
+        message: str,
+        *,
+        status: int = 400,
+        times: int = 1,
+        cluster: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``operation`` (optionally on one cluster) with an AWS error."""
+        with self._lock:
+            self._state.faults.append(
+                _Fault(operation, cluster, status, code, {"message": message, **(extra or {})}, headers or {}, times)
+            )
+
+    def lag(self, *, creating: int = 0, deleting: int = 0) -> None:
+        """Make resources created/deleted from now on read CREATING/DELETING for that many describes."""
+        with self._lock:
+            self._state.creating_describes = creating
+            self._state.deleting_describes = deleting
+
+    def override_nodegroup(
+        self,
+        cluster: str,
+        nodegroup: str,
+        status: str,
+        issues: list[dict[str, Any]] | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Make DescribeNodegroup report ``status`` and health ``issues`` (EKS ``Issue`` objects:
+        code, message, resourceIds) for ``times`` describes, or until cleared with status ''."""
+        with self._lock:
+            if not status:
+                self._state.nodegroup_overrides.pop((cluster, nodegroup), None)
+            else:
+                self._state.nodegroup_overrides[(cluster, nodegroup)] = _Override(status, issues or [], times)
+
+    def hold(self, operation: str) -> None:
+        """Forward the next ``operation`` to moto, then keep the answer until ``release()``."""
+        with self._lock:
+            self._state.hold_operation = operation
+        self.held.clear()
+        self._release.clear()
+
+    def release(self) -> None:
+        self._release.set()
+
+    def seen(self, operation: str) -> list[Seen]:
+        with self._lock:
+            return [r for r in self.requests if r.operation == operation]
+
+    def operations(self) -> list[str]:
+        with self._lock:
+            return [r.operation for r in self.requests]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # -- the request path -------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, headers, body = fake._handle(self.command, self.path, dict(self.headers.items()), raw)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _safe_serve(self) -> None:
+                try:
+                    self._serve()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client died (the crash test kills it)
+
+            do_GET = do_POST = do_DELETE = do_PUT = _safe_serve  # noqa: N815 - http.server names
+
+        return Handler
+
+    def _handle(
+        self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        path = urlsplit(raw_path).path
+        operation, cluster, nodegroup = _route(method, path)
+        try:
+            body = json.loads(raw) if raw and raw.lstrip().startswith(b"{") else {}
+        except ValueError:
+            body = {}
+        if operation == "CreateCluster":
+            cluster = str(body.get("name", ""))
+        elif operation == "CreateNodegroup":
+            nodegroup = str(body.get("nodegroupName", ""))
+        status, out_headers, out = self._answer(
+            operation=operation,
+            method=method,
+            raw_path=raw_path,
+            cluster=cluster,
+            nodegroup=nodegroup,
+            headers=headers,
+            raw=raw,
+        )
+        if not path.startswith("/moto-api"):
+            with self._lock:
+                self.requests.append(Seen(operation, method, path, cluster, nodegroup, body, headers, status))
+        return status, out_headers, out
+
+    def _answer(
+        self,
+        *,
+        operation: str,
+        method: str,
+        raw_path: str,
+        cluster: str,
+        nodegroup: str,
+        headers: dict[str, str],
+        raw: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
+        fault = self._take_fault(operation, cluster)
+        if fault is not None:
+            return _error(fault.status, fault.code, fault.body, fault.headers)
+        faked = self._faked(operation, cluster, nodegroup)
+        if faked is not None:
+            return faked
+        status, up_headers, out = self._forward(method, raw_path, headers, raw)
+        out = self._after(operation, cluster, nodegroup, status, out)
+        with self._lock:
+            hold = self._state.hold_operation == operation
+            if hold:
+                self._state.hold_operation = None
+        if hold:
+            self.held.set()
+            self._release.wait(timeout=30)
+        return status, up_headers, out
+
+    def _take_fault(self, operation: str, cluster: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._state.faults:
+                if fault.operation == operation and fault.times > 0 and fault.cluster in (None, cluster):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _faked(self, operation: str, cluster: str, nodegroup: str) -> tuple[int, dict[str, str], bytes] | None:
+        """Answers for resources that moto already deleted but real EKS would still be deleting."""
+        with self._lock:
+            st = self._state
+            if operation == "DescribeCluster":
+                return self._deleting_answer(("cluster", cluster), "cluster")
+            if operation == "DescribeNodegroup":
+                return self._deleting_answer(("nodegroup", cluster, nodegroup), "nodegroup")
+            if operation == "DeleteCluster" and any(
+                k[0] == "nodegroup" and k[1] == cluster and left > 0 for k, (left, _) in st.deleting.items()
+            ):
+                return _error(
+                    409,
+                    "ResourceInUseException",
+                    {"message": "Cluster has nodegroups attached", "clusterName": cluster},
+                    {},
+                )
+        return None
+
+    def _deleting_answer(self, key: tuple[str, ...], kind: str) -> tuple[int, dict[str, str], bytes] | None:
+        left, last = self._state.deleting.get(key, (0, {}))
+        if left <= 0:
+            return None
+        self._state.deleting[key] = (left - 1, last)
+        return 200, {"Content-Type": "application/json"}, json.dumps({kind: {**last, "status": "DELETING"}}).encode()
+
+    def _forward(
+        self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(*self._upstream, timeout=30)
+        try:
+            skip = {"host", "content-length", "connection", "transfer-encoding"}
+            conn.request(
+                method, raw_path, body=raw or None, headers={k: v for k, v in headers.items() if k.lower() not in skip}
+            )
+            resp = conn.getresponse()
+            out = resp.read()
+            keep = {k: v for k, v in resp.getheaders() if k.lower() not in skip}
+            return resp.status, keep, out
+        finally:
+            conn.close()
+
+    def _after(self, operation: str, cluster: str, nodegroup: str, status: int, out: bytes) -> bytes:
+        """Rewrite moto's answer to look like EKS in the middle of a long operation."""
+        if status >= 300 or not out:
+            return out
+        doc = json.loads(out)
+        with self._lock:
+            st = self._state
+            if operation == "CreateCluster" and st.creating_describes:
+                st.creating[("cluster", cluster)] = st.creating_describes
+                _creating(doc["cluster"])
+            elif operation == "CreateNodegroup" and st.creating_describes:
+                st.creating[("nodegroup", cluster, nodegroup)] = st.creating_describes
+                doc["nodegroup"]["status"] = "CREATING"
+            elif operation == "DescribeCluster":
+                if self._tick(("cluster", cluster)):
+                    _creating(doc["cluster"])
+            elif operation == "DescribeNodegroup":
+                if self._tick(("nodegroup", cluster, nodegroup)):
+                    doc["nodegroup"]["status"] = "CREATING"
+                override = st.nodegroup_overrides.get((cluster, nodegroup))
+                if override is not None:
+                    doc["nodegroup"]["status"] = override.status
+                    doc["nodegroup"]["health"] = {"issues": override.issues}
+                    if override.times is not None:
+                        override.times -= 1
+                        if override.times <= 0:
+                            del st.nodegroup_overrides[(cluster, nodegroup)]
+            elif operation == "DeleteCluster" and st.deleting_describes:
+                st.deleting[("cluster", cluster)] = (st.deleting_describes, doc["cluster"])
+                doc["cluster"]["status"] = "DELETING"
+            elif operation == "DeleteNodegroup" and st.deleting_describes:
+                st.deleting[("nodegroup", cluster, nodegroup)] = (st.deleting_describes, doc["nodegroup"])
+                doc["nodegroup"]["status"] = "DELETING"
+            elif operation == "ListNodegroups":
+                doc["nodegroups"] = list(doc.get("nodegroups", [])) + [
+                    k[2] for k, (left, _) in st.deleting.items() if k[0] == "nodegroup" and k[1] == cluster and left > 0
+                ]
+            elif operation == "ListClusters":
+                doc["clusters"] = list(doc.get("clusters", [])) + [
+                    k[1] for k, (left, _) in st.deleting.items() if k[0] == "cluster" and left > 0
+                ]
+        return json.dumps(doc).encode()
+
+    def _tick(self, key: tuple[str, ...]) -> bool:
+        left = self._state.creating.get(key, 0)
+        if left <= 0:
+            return False
+        self._state.creating[key] = left - 1
+        return True
+
+
+def _creating(cluster: dict[str, Any]) -> None:
+    """A cluster as EKS shows it while creating: no endpoint and no CA yet."""
+    cluster["status"] = "CREATING"
+    cluster.pop("endpoint", None)
+    cluster.pop("certificateAuthority", None)
+
+
+def _route(method: str, path: str) -> tuple[str, str, str]:
+    for m, pattern, operation in _ROUTES:
+        match = pattern.match(path)
+        if m == method and match:
+            groups = match.groupdict()
+            return operation, unquote(groups.get("c") or ""), unquote(groups.get("g") or "")
+    return f"{method} {path}", "", ""
+
+
+def _error(status: int, code: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    """An error the way EKS (rest-json behind AWS's front end) sends it."""
+    out = {
+        "Content-Type": "application/json",
+        "x-amzn-RequestId": str(uuid.uuid4()),
+        "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazonaws.eks/",
+        **headers,
+    }
+    return status, out, json.dumps(body).encode()
