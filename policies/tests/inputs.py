@@ -23,7 +23,7 @@ from burst.api import (
 )
 
 
-def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
+def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, *, s: int = 0) -> datetime:
     return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
 
 
@@ -36,6 +36,7 @@ def offering(
     gpus: int = 0,
     control_plane: float = 0.0,
     latency_s: float = 600.0,
+    per_node_s: float = 0.0,
     sigma: float = 0.0,
     min_billed_s: float = 60.0,
     flavor: str = "",
@@ -51,7 +52,7 @@ def offering(
         currency=currency,
         gpus=gpus,
         control_plane_per_hour=control_plane,
-        latency=LatencyModel(base_s=latency_s, sigma=sigma),
+        latency=LatencyModel(base_s=latency_s, per_node_s=per_node_s, sigma=sigma),
         min_billed_s=min_billed_s,
     )
 
