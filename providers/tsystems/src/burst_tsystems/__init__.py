@@ -249,8 +249,17 @@ class TSystemsProvider:
             self._conn = self._connect()
         return self._conn
 
-    def _call(self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, str] | None = None) -> Any:
-        """A raw CCE request through the SDK's authenticated adapter, errors raised as SDK errors."""
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        secret: bool = False,
+    ) -> Any:
+        """A raw CCE request through the SDK's authenticated adapter, errors raised as SDK errors.
+        ``secret`` turns off keystoneauth's DEBUG logging of the exchange (it logs whole bodies)."""
         from otcextensions.common import exc
 
         kwargs: dict[str, Any] = {"headers": {"Content-Type": "application/json", "Accept": "application/json"}}
@@ -258,6 +267,8 @@ class TSystemsProvider:
             kwargs["json"] = json_body
         if params:
             kwargs["params"] = dict(params)
+        if secret:
+            kwargs["log"] = False
         response = self.conn.cce.request(path, method, **kwargs)
         exc.raise_from_response(response)
         return response.json() if response.content else {}
@@ -490,7 +501,7 @@ class TSystemsProvider:
         with _boundary(f"fetching kubeconfig of CCE cluster {cluster_id}"):
             c = self._must_find(cluster_id, "fetching kubeconfig of")
             path = f"/clusters/{c['metadata']['uid']}/clustercert"
-            doc = self._call("POST", path, json_body={"duration": self.config.cert_days})
+            doc = self._call("POST", path, json_body={"duration": self.config.cert_days}, secret=True)
             return _verified_kubeconfig(doc, cluster_id)
 
     # -- request bodies
