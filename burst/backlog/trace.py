@@ -179,11 +179,11 @@ def _parse_swf(path: str, lines: Iterator[str] | io.TextIOBase) -> ParsedTrace:
     make_job = Job
 
     for lineno, line in enumerate(lines, 1):
-        if line[:1] == ";" or line.lstrip()[:1] == ";":
-            last_key = _header_line(line, header, citation, last_key)
-            continue
         parts = line.split()
         if not parts:
+            continue
+        if parts[0][0] == ";":
+            last_key = _header_line(line, header, citation, last_key)
             continue
         records += 1
         if len(parts) != 18 or not numeric.issuperset(line):
