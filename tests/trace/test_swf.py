@@ -15,14 +15,15 @@ from burst.model import Shape
 
 Write = Callable[[str, str], Path]
 
-TRACES = Path("/work/shared/traces")
+ROOT = Path(__file__).resolve().parents[2]
+TRACES = ROOT.parent / "shared" / "traces"  # the archive logs next to the repository (../shared/traces)
 REAL_TRACES = {  # file -> UnixStartTime in its header
     "KTH-SP2-1996-2.1-cln.swf.gz": 843480031,
     "LPC-EGEE-2004-1.2-cln.swf.gz": 1091615532,
     "HPC2N-2002-2.2-cln.swf.gz": 1027839845,
     "CEA-Curie-2011-2.1-cln.swf.gz": 1296571124,
 }
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "traces" / "KTH-SP2-1996-slice-1997w06-w11.swf.gz"
+EXAMPLE = ROOT / "examples" / "traces" / "KTH-SP2-1996-slice-1997w06-w11.swf.gz"
 
 HEADER = """\
 ; Version: 2.2
