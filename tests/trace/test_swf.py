@@ -132,13 +132,13 @@ def test_whole_kth_log() -> None:
 
 
 def test_largest_log_stays_lean() -> None:
-    """Curie (313 k records): every runnable job kept, a few hundred shapes, Job objects shared shapes."""
+    """Curie (313 k records): every record kept or counted as skipped, and a few hundred shared shapes."""
     parsed = read_trace(TRACES / "CEA-Curie-2011-2.1-cln.swf.gz")
     assert parsed.stats.records == 312826
     assert len(parsed.trace.jobs) + parsed.stats.skipped_total == 312826
     shapes = {id(j.shape) for j in parsed.trace.jobs}
     assert len(shapes) < 1000
-    # LPC's memory is per job and varies; rounded to the quantum, Curie's shapes stay few too.
+    # Memory is rounded up to the quantum: that is what keeps per-job memory values from making shapes.
     assert all(j.shape.memory_mb % MEMORY_QUANTUM_MB == 0 for j in parsed.trace.jobs)
 
 
