@@ -324,3 +324,19 @@ def test_config_accepts_one_schedd_and_is_registered() -> None:
 def test_source_satisfies_the_protocol(connector: FakeConnector) -> None:
     src: BacklogSource = source(connector, schedds=["a:1"])
     assert isinstance(src, BacklogSource) and src.name == "htcondor"
+
+
+def test_real_bindings_locate_drain_and_cancel_fail_cleanly() -> None:
+    """The production connector's other calls, against loopback ports nobody listens on: each
+    HTCondorException comes out as a CondorError naming the daemon."""
+    real = condor.HTCondorConnector()
+    collector = real.collector(f"127.0.0.1:{_closed_port()}")
+    with pytest.raises(condor.CondorError, match=r"locating schedd condor-a\.cern\.ch: Failed communication"):
+        real.schedd("condor-a.cern.ch", collector)
+    startd = real.startd(classad2.ClassAd({"MyAddress": f"<127.0.0.1:{_closed_port()}>", "Name": "slot1@x"}))
+    with pytest.raises(condor.CondorError, match=r"draining startd slot1@x: Startd failed to start draining"):
+        condor.drain(startd, reason="test", where="startd slot1@x")
+    with pytest.raises(condor.CondorError, match=r"cancelling the drain of startd slot1@x"):
+        condor.cancel_drain(startd, where="startd slot1@x")
+    with pytest.raises(condor.CondorError, match="opening startd"):
+        real.startd(classad2.ClassAd({"Name": "no-address"}))
