@@ -29,33 +29,54 @@ from burst.units import Duration
 class OnPremConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cores: int = Field(ge=0, description="cores of the on-prem batch system")
-    memory_gb: float | None = Field(default=None, ge=0, description="memory of the on-prem system; unset = not limiting")
+    memory_gb: float | None = Field(
+        default=None, ge=0, description="memory of the on-prem system; unset = not limiting"
+    )
 
 
 class ReconcilerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tick: Duration = Field(default=timedelta(minutes=1), description="how often the reconcile tick runs")
-    provisioning_timeout: Duration = Field(default=timedelta(minutes=45), description="a cluster still provisioning after this is deleted")
-    joining_timeout: Duration = Field(default=timedelta(minutes=20), description="a member not taking work after this is rolled back")
-    max_attempts: int = Field(default=3, ge=1, description="cloud attempts per cluster before it is given up and cleaned")
+    provisioning_timeout: Duration = Field(
+        default=timedelta(minutes=45), description="a cluster still provisioning after this is deleted"
+    )
+    joining_timeout: Duration = Field(
+        default=timedelta(minutes=20), description="a member not taking work after this is rolled back"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="cloud attempts per cluster before it is given up and cleaned"
+    )
     retry_backoff: Duration = Field(default=timedelta(minutes=2), description="first retry delay; doubles per attempt")
-    provider_backoff: Duration = Field(default=timedelta(minutes=30), description="how long placement avoids a provider after quota/capacity errors")
-    sample_every: Duration = Field(default=timedelta(hours=1), description="how often demand/capacity/spend is sampled for reports")
+    provider_backoff: Duration = Field(
+        default=timedelta(minutes=30), description="how long placement avoids a provider after quota/capacity errors"
+    )
+    sample_every: Duration = Field(
+        default=timedelta(hours=1), description="how often demand/capacity/spend is sampled for reports"
+    )
 
 
 class SimulationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seed: int = 0
     tick: Duration = Field(default=timedelta(minutes=5), description="reconcile tick in simulated time")
-    spike_factor: float = Field(default=1.0, gt=0, description="a job is 'spike-time' when pending cores exceed this × on-prem cores at its submit")
-    drain_horizon: Duration = Field(default=timedelta(days=30), description="after the last job, how long the simulation waits for clusters to be removed")
+    spike_factor: float = Field(
+        default=1.0,
+        gt=0,
+        description="a job is 'spike-time' when pending cores exceed this × on-prem cores at its submit",
+    )
+    drain_horizon: Duration = Field(
+        default=timedelta(days=30),
+        description="after the last job, how long the simulation waits for clusters to be removed",
+    )
 
 
 class BurstFile(BaseModel):
     """The file as written; plugin sections stay dicts until their plugin validates them."""
 
     model_config = ConfigDict(extra="forbid")
-    installation: str = Field(default="burst", pattern=r"^[a-z][a-z0-9-]{0,19}$", description="owner tag on every cloud resource")
+    installation: str = Field(
+        default="burst", pattern=r"^[a-z][a-z0-9-]{0,19}$", description="owner tag on every cloud resource"
+    )
     state: str = Field(default="sqlite:///burst.db", description="SQLAlchemy URL of the store")
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     onprem: OnPremConfig
@@ -87,7 +108,7 @@ class Config:
         url = self.file.state
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
-            return prefix + os.path.join(self.config_dir, url[len(prefix):])
+            return prefix + os.path.join(self.config_dir, url[len(prefix) :])
         return url
 
 
@@ -136,7 +157,9 @@ def _plugin(path: str, root: yaml.Node | None, group: str, raw: dict[str, Any], 
     try:
         cls = config_class(group, kind)
     except ConfigError as err:
-        raise ConfigError(f"{'.'.join(map(str, [*loc, 'kind']))}: {err}", f"{path}:{_node_line(root, [*loc, 'kind'])}") from None
+        raise ConfigError(
+            f"{'.'.join(map(str, [*loc, 'kind']))}: {err}", f"{path}:{_node_line(root, [*loc, 'kind'])}"
+        ) from None
     try:
         return cls.model_validate(raw)
     except ValidationError as err:
@@ -198,5 +221,3 @@ def schema() -> dict[str, Any]:
         for group in ("burst.providers", "burst.backlogs", "burst.federations", "burst.policies")
     }
     return out
-
-

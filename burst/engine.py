@@ -113,8 +113,16 @@ class Engine:
         self._next_sample: datetime | None = None
 
     @classmethod
-    def build(cls, cfg: Config, clock: Clock, *, store: Store | None = None, backlog: BacklogSource | None = None,
-              extras: Mapping[str, object] | None = None, seed: int = 0) -> Engine:
+    def build(
+        cls,
+        cfg: Config,
+        clock: Clock,
+        *,
+        store: Store | None = None,
+        backlog: BacklogSource | None = None,
+        extras: Mapping[str, object] | None = None,
+        seed: int = 0,
+    ) -> Engine:
         extras = dict(extras or {})
         owner = cfg.file.installation
         store = store or Store(cfg.state_url(), owner)
@@ -136,8 +144,11 @@ class Engine:
         want = self.cfg.file.currency
         wrong = sorted(currencies - {want})
         if wrong:
-            raise ConfigError(f"currency: offerings are priced in {', '.join(wrong)} but the config's currency is "
-                              f"{want}; set prices in {want} with `prices:` or change `currency`", self.cfg.path)
+            raise ConfigError(
+                f"currency: offerings are priced in {', '.join(wrong)} but the config's currency is "
+                f"{want}; set prices in {want} with `prices:` or change `currency`",
+                self.cfg.path,
+            )
         return offs
 
     @property
@@ -153,8 +164,15 @@ class Engine:
         except BacklogUnavailable as err:
             log.warning("backlog unavailable: %s; holding capacity (stale demand)", err)
             last = self._last_demand or Demand(self.clock.now())
-            return Demand(self.clock.now(), last.pending, last.running_cores, last.onprem_cores,
-                          last.onprem_free_cores, stale=True, note=str(err))
+            return Demand(
+                self.clock.now(),
+                last.pending,
+                last.running_cores,
+                last.onprem_cores,
+                last.onprem_free_cores,
+                stale=True,
+                note=str(err),
+            )
         self._last_demand = d
         return d
 
@@ -180,9 +198,15 @@ class Engine:
     def policy_input(self, demand: Demand) -> PolicyInput:
         now = self.clock.now()
         return PolicyInput(
-            now=now, demand=demand, fleet=self.store.fleet(), offerings=self._offerings,
-            spend=self.store.spend(now, self.cfg.file.currency), latency_p90_s=self.latency_p90(),
-            quotas=self.quotas(), backoff_until=self.store.backoffs(), limits=self.limits,
+            now=now,
+            demand=demand,
+            fleet=self.store.fleet(),
+            offerings=self._offerings,
+            spend=self.store.spend(now, self.cfg.file.currency),
+            latency_p90_s=self.latency_p90(),
+            quotas=self.quotas(),
+            backoff_until=self.store.backoffs(),
+            limits=self.limits,
         )
 
     # --- preview and tick ---------------------------------------------------------------------
@@ -191,8 +215,9 @@ class Engine:
         """What a tick would do now, without acting (cluster ids are provisional)."""
         inp = self.policy_input(self.poll_demand())
         counter = iter(range(1, 10**9))
-        plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits,
-                         lambda p: f"{self.owner}-{p}-new{next(counter)}")
+        plan = make_plan(
+            self.stack.decide(inp), inp.fleet, self.limits, lambda p: f"{self.owner}-{p}-new{next(counter)}"
+        )
         return inp, plan
 
     def tick(self) -> TickResult:
@@ -223,12 +248,31 @@ class Engine:
             return
         self._last_summary = summary
         detail = {
-            "wants": [{"cores": w.cores, "policy": w.policy, "campaign": w.campaign, "reason": w.reason} for w in d.wants],
-            "targets": [{"provider": t.offering.provider, "flavor": t.offering.flavor, "nodes": t.nodes,
-                         "campaign": t.campaign, "reason": t.reason} for t in d.targets],
-            "actions": [{"op": a.op.value, "cluster": a.cluster_id, "provider": a.provider, "flavor": a.flavor,
-                         "nodes": a.nodes, "reason": a.reason, "cost_per_hour": round(a.cost_per_hour, 4)}
-                        for a in plan.actions],
+            "wants": [
+                {"cores": w.cores, "policy": w.policy, "campaign": w.campaign, "reason": w.reason} for w in d.wants
+            ],
+            "targets": [
+                {
+                    "provider": t.offering.provider,
+                    "flavor": t.offering.flavor,
+                    "nodes": t.nodes,
+                    "campaign": t.campaign,
+                    "reason": t.reason,
+                }
+                for t in d.targets
+            ],
+            "actions": [
+                {
+                    "op": a.op.value,
+                    "cluster": a.cluster_id,
+                    "provider": a.provider,
+                    "flavor": a.flavor,
+                    "nodes": a.nodes,
+                    "reason": a.reason,
+                    "cost_per_hour": round(a.cost_per_hour, 4),
+                }
+                for a in plan.actions
+            ],
             "notes": list(d.notes) + ([note] if note else []),
         }
         self.store.record_decision(d.at, summary, detail)
@@ -239,8 +283,9 @@ class Engine:
             return
         self._next_sample = now + self.cfg.file.reconciler.sample_every
         burst = sum(c.cores for c in inp.fleet if c.state is S.ACTIVE)
-        self.store.add_sample(now, demand.pending_cores, demand.running_cores, demand.onprem_cores, burst,
-                              inp.spend.burn_per_hour)
+        self.store.add_sample(
+            now, demand.pending_cores, demand.running_cores, demand.onprem_cores, burst, inp.spend.burn_per_hour
+        )
 
     def idle(self) -> bool:
         """Nothing pending and no cluster alive: ticks would change nothing until new work."""

@@ -42,6 +42,35 @@ class _BurstCluster:
         self.free_gpu += [self.gpus] * n
 
 
+_Alloc = tuple[int, int, int, int]  # node, cpus, memory, gpus
+
+
+def _fit_one_node(c: _BurstCluster, s: Shape) -> list[_Alloc] | None:
+    for n, free in enumerate(c.free_cpu):
+        if free >= s.cpus and c.free_mem[n] >= s.memory_mb and c.free_gpu[n] >= s.gpus:
+            return [(n, s.cpus, s.memory_mb, s.gpus)]
+    return None
+
+
+def _fit_spanning(c: _BurstCluster, s: Shape) -> list[_Alloc] | None:
+    """An MPI-style job wider than a node takes whole free nodes of one cluster."""
+    if s.gpus:
+        return None
+    need = -(-s.cpus // c.cpus)
+    mem_per_node = -(-s.memory_mb // need)
+    if mem_per_node > c.memory_mb:
+        return None
+    free = [n for n, f in enumerate(c.free_cpu) if f == c.cpus and c.free_mem[n] == c.memory_mb]
+    if len(free) < need:
+        return None
+    alloc, left = [], s.cpus
+    for n in free[:need]:
+        cpu = min(c.cpus, left)
+        left -= cpu
+        alloc.append((n, cpu, mem_per_node, 0))
+    return alloc
+
+
 @dataclass
 class _Queue:
     """Pending jobs of one shape, oldest first."""
@@ -51,8 +80,14 @@ class _Queue:
 
 
 class Executor:
-    def __init__(self, onprem_cores: int, onprem_memory_mb: int | None, start: datetime,
-                 spike_factor: float = 1.0, jobs: Sequence[Job] = ()) -> None:
+    def __init__(
+        self,
+        onprem_cores: int,
+        onprem_memory_mb: int | None,
+        start: datetime,
+        spike_factor: float = 1.0,
+        jobs: Sequence[Job] = (),
+    ) -> None:
         self.start = start
         self.onprem_cores = onprem_cores
         self.onprem_free = onprem_cores
@@ -64,7 +99,7 @@ class Executor:
         self._queues: dict[Shape, _Queue] = {}
         self._cpu_levels: list[int] = []  # sorted distinct cpus of shapes with pending jobs
         self._running: list[tuple[float, int, str]] = []  # heap of (end, job, where): where "" = on-prem
-        self._placement: dict[int, tuple[str, int]] = {}
+        self._placement: dict[int, tuple[str, list[_Alloc]]] = {}
         self.clusters: dict[str, _BurstCluster] = {}
         self.pending_cores = 0
         self.pending_jobs = 0
@@ -140,10 +175,10 @@ class Executor:
         if c is None:  # the cluster vanished under a running job: that job was killed
             self.killed_jobs += 1
             return
-        node = self._placement.pop(i)[1]
-        c.free_cpu[node] += shape.cpus
-        c.free_mem[node] += shape.memory_mb
-        c.free_gpu[node] += shape.gpus
+        for n, cpu, mem, gpu in self._placement.pop(i)[1]:
+            c.free_cpu[n] += cpu
+            c.free_mem[n] += mem
+            c.free_gpu[n] += gpu
         c.running -= 1
         c.busy_cores -= shape.cpus
         self.burst_busy_cores -= shape.cpus
@@ -151,10 +186,12 @@ class Executor:
     # --- scheduling ----------------------------------------------------------------------------
 
     def _max_free(self) -> int:
+        """The widest job that could start somewhere now (on-prem, or whole free nodes of a cluster)."""
         best = self.onprem_free
         for c in self.clusters.values():
             if c.schedulable and c.free_cpu:
-                best = max(best, max(c.free_cpu))
+                whole = sum(c.cpus for f in c.free_cpu if f == c.cpus)
+                best = max(best, max(c.free_cpu), whole)
         return best
 
     def schedule(self) -> None:
@@ -187,8 +224,10 @@ class Executor:
         job = self.jobs[i]
         s = job.shape
         end = self.now_s + job.runtime_s
-        if s.gpus == 0 and s.cpus <= self.onprem_free and (
-            self.onprem_mem_free is None or s.memory_mb <= self.onprem_mem_free
+        if (
+            s.gpus == 0
+            and s.cpus <= self.onprem_free
+            and (self.onprem_mem_free is None or s.memory_mb <= self.onprem_mem_free)
         ):
             self.onprem_free -= s.cpus
             if self.onprem_mem_free is not None:
@@ -196,21 +235,23 @@ class Executor:
             self._started(i, end, "")
             return True
         for cid, c in self.clusters.items():
-            if not c.schedulable or s.cpus > c.cpus or s.memory_mb > c.memory_mb or s.gpus > c.gpus:
+            if not c.schedulable or s.gpus > c.gpus:
                 continue
-            for n, free in enumerate(c.free_cpu):
-                if free >= s.cpus and c.free_mem[n] >= s.memory_mb and c.free_gpu[n] >= s.gpus:
-                    c.free_cpu[n] -= s.cpus
-                    c.free_mem[n] -= s.memory_mb
-                    c.free_gpu[n] -= s.gpus
-                    c.running += 1
-                    c.busy_cores += s.cpus
-                    self.burst_busy_cores += s.cpus
-                    self._placement[i] = (cid, n)
-                    self.on_burst[i] = 1
-                    self.burst_core_seconds += s.cpus * job.runtime_s
-                    self._started(i, end, cid)
-                    return True
+            alloc = _fit_one_node(c, s) if s.cpus <= c.cpus and s.memory_mb <= c.memory_mb else _fit_spanning(c, s)
+            if alloc is None:
+                continue
+            for n, cpu, mem, gpu in alloc:
+                c.free_cpu[n] -= cpu
+                c.free_mem[n] -= mem
+                c.free_gpu[n] -= gpu
+            c.running += 1
+            c.busy_cores += s.cpus
+            self.burst_busy_cores += s.cpus
+            self._placement[i] = (cid, alloc)
+            self.on_burst[i] = 1
+            self.burst_core_seconds += s.cpus * job.runtime_s
+            self._started(i, end, cid)
+            return True
         return False
 
     def _started(self, i: int, end: float, where: str) -> None:

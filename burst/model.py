@@ -131,7 +131,21 @@ class Offering:
         return self.price_per_hour / self.cpus if self.cpus else math.inf
 
     def can_run(self, shape: Shape) -> bool:
+        """The shape fits on one node."""
         return shape.fits(self.cpus, self.memory_mb, self.gpus)
+
+    def nodes_for(self, shape: Shape) -> int:
+        """Nodes one job of ``shape`` occupies: 1 when it fits a node, else whole nodes of a cluster
+        (an MPI-style job spans nodes; GPU jobs never do)."""
+        if self.can_run(shape):
+            return 1
+        if shape.gpus or self.cpus <= 0:
+            return 10**9
+        return max(math.ceil(shape.cpus / self.cpus), math.ceil(shape.memory_mb / max(self.memory_mb, 1)))
+
+    def can_host(self, shape: Shape, nodes_per_cluster: int) -> bool:
+        """The shape fits in one cluster of ``nodes_per_cluster`` nodes."""
+        return self.nodes_for(shape) <= nodes_per_cluster
 
 
 @dataclass(frozen=True, slots=True)

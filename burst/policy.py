@@ -16,7 +16,7 @@ Policies register a :class:`PolicyConfig` subclass under the entry-point group `
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
@@ -51,6 +51,12 @@ class PolicyInput:
     backoff_until: Mapping[str, datetime] = field(default_factory=dict)
     #: provider name → settings the placement needs (max nodes, nodes per cluster, priority).
     limits: Mapping[str, ProviderLimits] = field(default_factory=dict)
+
+    def can_host(self, offering: Offering, shape: Shape) -> bool:
+        """One job of ``shape`` fits in one cluster of this provider's standard size."""
+        lim = self.limits.get(offering.provider)
+        per_cluster = lim.nodes_per_cluster if lim else offering.max_nodes_per_cluster
+        return offering.can_host(shape, per_cluster)
 
     def provisioning_p90_s(self, offering: Offering, nodes: int) -> float:
         """Measured p90 when there is history, else the offering's own model."""
@@ -152,18 +158,37 @@ class PolicyConfig(BaseModel):
 
 
 def merge_wants(wants: Sequence[Want]) -> list[Want]:
-    """The stack's composition rule: per (campaign, shape class), the largest want wins.
+    """The stack's composition rule.
 
-    Taking the max (not the sum) means a backlog policy and a schedule window asking for the same
-    capacity do not buy it twice.
+    * Per (campaign, node class) the largest want wins: two policies asking for the same capacity
+      do not buy it twice.
+    * Capacity a campaign (a schedule window) wants also serves untagged work: an untagged want
+      (the reactive backlog) only adds what goes beyond the campaigns' capacity of the same kind
+      (GPU or not), so the total is the max of the two, never the sum.
     """
-    best: dict[tuple[str, bool], Want] = {}
+    best: dict[tuple[str, bool, int], Want] = {}
     for w in wants:
-        key = (w.campaign, bool(w.shape and w.shape.gpus))
+        key = (w.campaign, _is_gpu(w), w.shape.cpus if w.shape else 0)
         cur = best.get(key)
         if cur is None or w.cores > cur.cores:
             best[key] = w
-    return [w for w in best.values() if w.cores > 0]
+    tagged: dict[bool, int] = {}
+    for (campaign, gpu, _), w in best.items():
+        if campaign:
+            tagged[gpu] = tagged.get(gpu, 0) + w.cores
+    out: list[Want] = []
+    for (campaign, gpu, _), w in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        if not campaign and tagged.get(gpu):
+            covered = min(w.cores, tagged[gpu])
+            tagged[gpu] -= covered
+            w = replace(w, cores=w.cores - covered, reason=f"{w.reason} (less {covered} cores campaigns provide)")
+        if w.cores > 0:
+            out.append(w)
+    return out
+
+
+def _is_gpu(w: Want) -> bool:
+    return bool(w.shape and w.shape.gpus)
 
 
 @dataclass(frozen=True, slots=True)

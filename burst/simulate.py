@@ -54,8 +54,16 @@ class SeasonSummary:
 
     def as_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        for k in ("wait_p50_s", "wait_p95_s", "wait_max_s", "spike_wait_p95_s", "sim_seconds", "wall_seconds",
-                  "node_hours", "burst_core_hours_used"):
+        for k in (
+            "wait_p50_s",
+            "wait_p95_s",
+            "wait_max_s",
+            "spike_wait_p95_s",
+            "sim_seconds",
+            "wall_seconds",
+            "node_hours",
+            "burst_core_hours_used",
+        ):
             d[k] = round(d[k], 3)
         d["cost_total"] = round(self.cost_total, 2)
         d["cost_by_provider"] = {k: round(v, 2) for k, v in sorted(self.cost_by_provider.items())}
@@ -74,12 +82,12 @@ def runnable(jobs: Sequence[Job], cfg: Config, engine: Engine, onprem_cores: int
     """Jobs that fit on-prem or on some offering's node; the rest could never start anywhere."""
     mem = cfg.file.onprem.memory_gb
     onprem_mem = int(mem * 1024) if mem is not None else None
-    offs = engine.offerings
+    offs = [(o, engine.limits[o.provider].nodes_per_cluster) for o in engine.offerings]
     ok, skipped = [], 0
     for j in jobs:
         s = j.shape
         fits_onprem = s.gpus == 0 and s.cpus <= onprem_cores and (onprem_mem is None or s.memory_mb <= onprem_mem)
-        if fits_onprem or any(o.can_run(s) for o in offs):
+        if fits_onprem or any(o.can_host(s, n) for o, n in offs):
             ok.append(j)
         else:
             skipped += 1
@@ -89,8 +97,15 @@ def runnable(jobs: Sequence[Job], cfg: Config, engine: Engine, onprem_cores: int
 Progress = Callable[[float, float], None]
 
 
-def simulate(cfg: Config, trace: Trace, *, onprem_cores: int | None = None, store_url: str = "sqlite://",
-             progress: Progress | None = None, keep_store: bool = False) -> tuple[SeasonSummary, Store]:
+def simulate(
+    cfg: Config,
+    trace: Trace,
+    *,
+    onprem_cores: int | None = None,
+    store_url: str = "sqlite://",
+    progress: Progress | None = None,
+    keep_store: bool = False,
+) -> tuple[SeasonSummary, Store]:
     wall0 = time.perf_counter()
     clock = SimClock(trace.start)
     cores = cfg.file.onprem.cores if onprem_cores is None else onprem_cores
@@ -108,7 +123,8 @@ def simulate(cfg: Config, trace: Trace, *, onprem_cores: int | None = None, stor
     tick_s = sim.tick.total_seconds()
     last_submit = jobs[-1].submit_s if jobs else 0.0
     horizon = last_submit + sim.drain_horizon.total_seconds()
-    t = 0.0
+    t0 = math.floor(jobs[0].submit_s / tick_s) * tick_s if jobs else 0.0
+    t = t0
     ticks = 0
     peak = 0
     stuck = 0
@@ -156,14 +172,29 @@ def simulate(cfg: Config, trace: Trace, *, onprem_cores: int | None = None, stor
             node_hours += seg.hours(now) * seg.quantity
     leaked = len(store.fleet())
     summary = SeasonSummary(
-        trace=trace.name, jobs=len(jobs), unrunnable_jobs=unrunnable + never_started,
-        wait_p50_s=quantile(waits, 0.5), wait_p95_s=quantile(waits, 0.95), wait_max_s=waits[-1] if waits else 0.0,
-        spike_jobs=len(spike), spike_wait_p95_s=quantile(spike, 0.95),
-        cost_total=sum(by_provider.values()), cost_by_provider=by_provider, currency=cfg.file.currency,
-        node_hours=node_hours, clusters_created=sum(1 for c in store.all_clusters() if c.requested_at is not None), clusters_stuck_deleted=stuck,
-        peak_burst_cores=peak, burst_core_hours_used=executor.burst_core_seconds / 3600,
-        jobs_on_burst=sum(executor.on_burst), leaked_clusters=leaked, killed_jobs=executor.killed_jobs,
-        sim_seconds=t, wall_seconds=time.perf_counter() - wall0, ticks=ticks, errors_by_type=errors,
+        trace=trace.name,
+        jobs=len(jobs),
+        unrunnable_jobs=unrunnable + never_started,
+        wait_p50_s=quantile(waits, 0.5),
+        wait_p95_s=quantile(waits, 0.95),
+        wait_max_s=waits[-1] if waits else 0.0,
+        spike_jobs=len(spike),
+        spike_wait_p95_s=quantile(spike, 0.95),
+        cost_total=sum(by_provider.values()),
+        cost_by_provider=by_provider,
+        currency=cfg.file.currency,
+        node_hours=node_hours,
+        clusters_created=sum(1 for c in store.all_clusters() if c.requested_at is not None),
+        clusters_stuck_deleted=stuck,
+        peak_burst_cores=peak,
+        burst_core_hours_used=executor.burst_core_seconds / 3600,
+        jobs_on_burst=sum(executor.on_burst),
+        leaked_clusters=leaked,
+        killed_jobs=executor.killed_jobs,
+        sim_seconds=t - t0,
+        wall_seconds=time.perf_counter() - wall0,
+        ticks=ticks,
+        errors_by_type=errors,
     )
     if not keep_store:
         store.close()

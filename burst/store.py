@@ -21,7 +21,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -33,6 +33,13 @@ from burst.policy import Spend
 
 S = ClusterState
 _RECORD_FIELDS = [f.name for f in fields(ClusterRecord)]
+# Statements built once: a simulation writes thousands of transitions.
+_UPDATE_CLUSTER = (
+    update(t.clusters)
+    .where(t.clusters.c.cluster_id == bindparam("_key"))
+    .values({name: bindparam(name) for name in _RECORD_FIELDS if name != "cluster_id"})
+)
+_CLOSE_SEGMENT = update(t.ledger).where(t.ledger.c.id == bindparam("_id")).values(end=bindparam("end"))
 
 
 class StoreError(BurstError):
@@ -99,13 +106,16 @@ class Store:
                 migrate(conn)
                 self._claim(conn, installation)
         except SQLAlchemyError as err:
-            raise StoreError(f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}") from err
+            raise StoreError(
+                f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}"
+            ) from err
         self.installation = installation
         self._fleet: dict[str, ClusterRecord] = {}
         self._open: dict[int, LedgerSegment] = {}
         self._closed_by_month: dict[tuple[int, int], float] = defaultdict(float)
         self._closed_by_campaign: dict[str, float] = defaultdict(float)
         self._latencies: dict[str, list[float]] = defaultdict(list)
+        self._backoffs: dict[str, datetime] = {}
         self._load()
 
     def _safe_url(self) -> str:
@@ -153,11 +163,14 @@ class Store:
             for row in conn.execute(select(t.clusters).where(t.clusters.c.state != S.REMOVED.value)):
                 rec = self._record(row._mapping)
                 self._fleet[rec.cluster_id] = rec
-            q = select(t.clusters.c.provider, t.clusters.c.requested_at, t.clusters.c.ready_at).where(
-                t.clusters.c.ready_at.is_not(None), t.clusters.c.requested_at.is_not(None)
-            ).order_by(t.clusters.c.ready_at)
+            q = (
+                select(t.clusters.c.provider, t.clusters.c.requested_at, t.clusters.c.ready_at)
+                .where(t.clusters.c.ready_at.is_not(None), t.clusters.c.requested_at.is_not(None))
+                .order_by(t.clusters.c.ready_at)
+            )
             for row in conn.execute(q):
                 self._latencies[row.provider].append((row.ready_at - row.requested_at).total_seconds())
+            self._backoffs = {r.provider: r.until for r in conn.execute(select(t.backoffs))}
             for row in conn.execute(select(t.ledger)):
                 seg = self._segment(row._mapping)
                 if seg.end is None:
@@ -174,8 +187,20 @@ class Store:
     @staticmethod
     def _segment(m: Mapping[str, Any]) -> LedgerSegment:
         return LedgerSegment(
-            m["id"], m["cluster_id"], m["provider"], m["region"], m["flavor"], m["campaign"], m["policy"],
-            m["item"], m["quantity"], m["cores"], m["rate_per_hour"], m["currency"], m["start"], m["end"],
+            m["id"],
+            m["cluster_id"],
+            m["provider"],
+            m["region"],
+            m["flavor"],
+            m["campaign"],
+            m["policy"],
+            m["item"],
+            m["quantity"],
+            m["cores"],
+            m["rate_per_hour"],
+            m["currency"],
+            m["start"],
+            m["end"],
         )
 
     def close(self) -> None:
@@ -211,22 +236,39 @@ class Store:
         if rec.state is not S.PLANNED:
             raise ValueError("new clusters start PLANNED")
         with self.engine.begin() as conn:
-            conn.execute(insert(t.clusters).values(**asdict(rec)))
-            conn.execute(insert(t.transitions).values(cluster_id=rec.cluster_id, at=rec.state_since, from_state=None,
-                                                      to_state=rec.state.value, reason=reason))
+            vals = asdict(rec)
+            vals["state"] = rec.state.value
+            conn.execute(t.clusters.insert(), vals)
+            conn.execute(
+                t.transitions.insert(),
+                dict(
+                    cluster_id=rec.cluster_id,
+                    at=rec.state_since,
+                    from_state=None,
+                    to_state=rec.state.value,
+                    reason=reason,
+                ),
+            )
         self._fleet[rec.cluster_id] = rec
         return rec
 
-    def transition(self, rec: ClusterRecord, target: ClusterState, at: datetime, reason: str,
-                   **changes: Any) -> ClusterRecord:
+    def transition(
+        self, rec: ClusterRecord, target: ClusterState, at: datetime, reason: str, **changes: Any
+    ) -> ClusterRecord:
         """Move ``rec`` to ``target`` (checked against the lifecycle) and commit it, with its ledger
         effects: billing starts with the create request and ends when the delete completed."""
         new = rec.moved(target, at, reason=reason, **changes)
         with self.engine.begin() as conn:
             self._write(conn, new)
-            conn.execute(insert(t.transitions).values(cluster_id=rec.cluster_id, at=at, from_state=rec.state.value,
-                                                      to_state=target.value, reason=reason))
-            starts_billing = target is S.PROVISIONING and rec.state in (S.PLANNED, S.FAILED) and not self._is_billed(rec)
+            conn.execute(
+                t.transitions.insert(),
+                dict(
+                    cluster_id=rec.cluster_id, at=at, from_state=rec.state.value, to_state=target.value, reason=reason
+                ),
+            )
+            starts_billing = (
+                target is S.PROVISIONING and rec.state in (S.PLANNED, S.FAILED) and not self._is_billed(rec)
+            )
             if starts_billing:
                 self._open_segments(conn, new, at)
             if target is S.REMOVED:
@@ -248,7 +290,8 @@ class Store:
     def _write(self, conn: Connection, rec: ClusterRecord) -> None:
         vals = asdict(rec)
         vals["state"] = rec.state.value
-        conn.execute(update(t.clusters).where(t.clusters.c.cluster_id == rec.cluster_id).values(**vals))
+        vals["_key"] = vals.pop("cluster_id")
+        conn.execute(_UPDATE_CLUSTER, vals)
 
     def _remember(self, rec: ClusterRecord) -> None:
         old = self._fleet.get(rec.cluster_id)
@@ -271,25 +314,38 @@ class Store:
     def _is_billed(self, rec: ClusterRecord) -> bool:
         return any(s.cluster_id == rec.cluster_id for s in self._open.values())
 
-    def _open_segments(self, conn: Connection, rec: ClusterRecord, at: datetime,
-                       items: Sequence[str] = ("nodes", "control_plane")) -> None:
+    def _open_segments(
+        self, conn: Connection, rec: ClusterRecord, at: datetime, items: Sequence[str] = ("nodes", "control_plane")
+    ) -> None:
         for item in items:
             if item == "control_plane" and rec.control_plane_per_hour <= 0:
                 continue
             qty = rec.desired_nodes if item == "nodes" else 1
             rate = rec.price_per_hour if item == "nodes" else rec.control_plane_per_hour
             cores = rec.desired_nodes * rec.cpus_per_node if item == "nodes" else 0
-            vals = dict(cluster_id=rec.cluster_id, provider=rec.provider, region=rec.region, flavor=rec.flavor,
-                        campaign=rec.campaign, policy=rec.policy, item=item, quantity=qty, cores=cores,
-                        rate_per_hour=rate, currency=rec.currency, start=at, end=None)
-            seg_id = conn.execute(insert(t.ledger).values(**vals)).inserted_primary_key[0]  # type: ignore[index]
+            vals = dict(
+                cluster_id=rec.cluster_id,
+                provider=rec.provider,
+                region=rec.region,
+                flavor=rec.flavor,
+                campaign=rec.campaign,
+                policy=rec.policy,
+                item=item,
+                quantity=qty,
+                cores=cores,
+                rate_per_hour=rate,
+                currency=rec.currency,
+                start=at,
+                end=None,
+            )
+            seg_id = conn.execute(t.ledger.insert(), vals).inserted_primary_key[0]  # type: ignore[index]
             vals.pop("start")
             vals.pop("end")
             self._open[int(seg_id)] = LedgerSegment(int(seg_id), start=at, end=None, **vals)  # type: ignore[arg-type]
 
     def _close_segments(self, conn: Connection, cluster_id: str, at: datetime, item: str | None = None) -> None:
         for seg in [s for s in self._open.values() if s.cluster_id == cluster_id and (item is None or s.item == item)]:
-            conn.execute(update(t.ledger).where(t.ledger.c.id == seg.segment_id).values(end=at))
+            conn.execute(_CLOSE_SEGMENT, {"_id": seg.segment_id, "end": at})
             del self._open[seg.segment_id]
             self._account_closed(replace(seg, end=at))
 
@@ -346,17 +402,32 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(delete(t.backoffs).where(t.backoffs.c.provider == provider))
             conn.execute(insert(t.backoffs).values(provider=provider, until=until, reason=reason))
+        self._backoffs[provider] = until
 
     def backoffs(self) -> dict[str, datetime]:
-        with self.engine.connect() as conn:
-            return {r.provider: r.until for r in conn.execute(select(t.backoffs))}
+        return dict(self._backoffs)
 
-    def add_sample(self, at: datetime, pending_cores: int, running_cores: int, onprem_cores: int,
-                   burst_cores: int, burn_per_hour: float) -> None:
+    def add_sample(
+        self,
+        at: datetime,
+        pending_cores: int,
+        running_cores: int,
+        onprem_cores: int,
+        burst_cores: int,
+        burn_per_hour: float,
+    ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(t.samples).values(at=at, pending_cores=pending_cores, running_cores=running_cores,
-                                                  onprem_cores=onprem_cores, burst_cores=burst_cores,
-                                                  burn_per_hour=burn_per_hour))
+            conn.execute(
+                t.samples.insert(),
+                dict(
+                    at=at,
+                    pending_cores=pending_cores,
+                    running_cores=running_cores,
+                    onprem_cores=onprem_cores,
+                    burst_cores=burst_cores,
+                    burn_per_hour=burn_per_hour,
+                ),
+            )
 
     def samples(self, start: datetime | None = None) -> list[dict[str, Any]]:
         q = select(t.samples).order_by(t.samples.c.at)

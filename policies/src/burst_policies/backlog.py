@@ -54,28 +54,48 @@ class BacklogPolicy:
     def __init__(self, cfg: BacklogPolicyConfig) -> None:
         self.cfg = cfg
         self.name = cfg.name
-        self._mem = {"cpu": _Memory(), "gpu": _Memory()}
+        self._mem: dict[str, _Memory] = {}
 
     def next_wake(self, now: datetime) -> datetime | None:
         return None
 
     def want(self, inp: PolicyInput) -> list[Want]:
+        """One want per node class: pending work is grouped by the cheapest offering that can hold
+        it, so a few 16-core jobs get 16-core nodes without turning all capacity into them."""
         d = inp.demand
-        burstable = [b for b in d.pending if any(o.can_run(b.shape) for o in inp.offerings)]
-        gpu = [b for b in burstable if b.shape.gpus > 0]
-        cpu = [b for b in burstable if b.shape.gpus == 0]
+        groups: dict[str, list[Bucket]] = {}
+        for b in d.pending:
+            able = [o for o in inp.offerings if inp.can_host(o, b.shape)]
+            if not able:
+                continue  # fits no offering: on-prem must run it
+            cls = min(able, key=lambda o: (o.price_per_core_hour, o.cpus)).flavor
+            groups.setdefault(("gpu:" if b.shape.gpus else "cpu:") + cls, []).append(b)
+        for cls in self._mem:
+            groups.setdefault(cls, [])
         busy_burst = max(0, d.running_cores - d.onprem_cores)
-        out = self._want_class("cpu", cpu, busy_burst, inp)
-        out += self._want_class("gpu", gpu, 0, inp)
+        # What runs on burst capacity now is shared among CPU classes in proportion to what each holds.
+        cpu = [c for c in groups if c.startswith("cpu:")]
+        levels = {c: self._mem[c].level if c in self._mem else 0 for c in cpu}
+        total = sum(levels.values())
+        out: list[Want] = []
+        for cls, buckets in sorted(groups.items()):
+            if not cls.startswith("cpu:"):
+                share = 0
+            elif total:
+                share = round(busy_burst * levels[cls] / total)
+            else:
+                share = busy_burst if cls == max(cpu, key=lambda c: sum(b.cores for b in groups[c])) else 0
+            out += self._want_class(cls, buckets, share, inp)
         return out
 
     def _want_class(self, cls: str, buckets: list[Bucket], busy_burst: int, inp: PolicyInput) -> list[Want]:
-        cfg, m, now, d = self.cfg, self._mem[cls], inp.now, inp.demand
+        cfg, now, d = self.cfg, inp.now, inp.demand
+        m = self._mem.setdefault(cls, _Memory())
         if d.stale:
             reason = f"holding {m.level} {cls} cores: backlog is stale ({d.note or 'source unreadable'})"
             return self._emit(m.level, reason, m, cls)
         pending = sum(b.cores for b in buckets)
-        free = d.onprem_free_cores if cls == "cpu" else 0
+        free = d.onprem_free_cores if cls.startswith("cpu:") else 0
         overflow = max(0, pending - free)
         raw = busy_burst + int(overflow * cfg.headroom + 0.999)
         if cfg.max_cores is not None:
@@ -114,6 +134,8 @@ class BacklogPolicy:
 
     def _emit(self, cores: int, reason: str, m: _Memory, cls: str) -> list[Want]:
         if cores <= 0:
+            if m.level <= 0 and m.above_since is None and m.below_since is None:
+                self._mem.pop(cls, None)  # forget classes with nothing to remember
             return []
         return [Want(cores=cores, policy=self.name, reason=reason, campaign=self.cfg.campaign, shape=m.shape)]
 

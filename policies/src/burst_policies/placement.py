@@ -51,7 +51,7 @@ class PlacementPolicy:
         return per_node_hour * (1 + idle_h / lifetime_h) / off.cpus
 
     def candidates(self, inp: PolicyInput, want: Want) -> list[Offering]:
-        able = [o for o in inp.offerings if want.shape is None or o.can_run(want.shape)]
+        able = [o for o in inp.offerings if want.shape is None or inp.can_host(o, want.shape)]
         if want.shape is None or want.shape.gpus == 0:
             # CPU work never goes to GPU nodes: they cost several times more per core.
             able = [o for o in able if o.gpus == 0] or able

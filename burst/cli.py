@@ -1,0 +1,481 @@
+"""The ``burst`` command line.  Every verb prints a table for people and ``--output json`` for
+scripts; every error is one line on stderr with a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from burst import config as config_mod
+from burst.errors import BurstError
+from burst.units import format_duration
+
+app = typer.Typer(
+    name="burst",
+    help=(
+        "Cloud-bursting autoscaler for batch clusters with periodic load spikes.\n\n"
+        "Examples:\n\n"
+        "  burst simulate examples/traces/KTH-SP2-1996-slice-1997w06-w11.swf.gz --config examples/burst.yaml\n\n"
+        "  burst plan --config burst.yaml            # what would happen now, and why\n\n"
+        "  burst run --config burst.yaml             # the daemon\n\n"
+        "  burst status --config burst.yaml          # fleet, states, spend\n\n"
+        "  burst report --config burst.yaml --by campaign --output html --out costs.html"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Validate the configuration or print its JSON Schema.", no_args_is_help=True)
+trace_app = typer.Typer(help="Inspect job traces (SWF or CSV).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(trace_app, name="trace")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="burst YAML config")]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table for people, json for scripts")]
+
+T = TypeVar("T")
+
+
+def fail(message: str, hint: str = "") -> typer.Exit:
+    err.print(
+        f"[bold red]error:[/] {message}" + (f"  [dim]({hint})[/]" if hint else ""), highlight=False, soft_wrap=True
+    )
+    return typer.Exit(2)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except BurstError as e:
+        raise fail(str(e)) from None
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def money(amount: float, currency: str) -> str:
+    return f"{amount:,.2f} {currency}"
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[float, float], None] | None]:
+    """A progress bar on a terminal; nothing when piped (scripts and CI)."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=1.0)
+
+        def update(done: float, total: float) -> None:
+            bar.update(task, completed=min(1.0, done / total) if total else 1.0)
+
+        yield update
+
+
+# --- config ------------------------------------------------------------------------------------
+
+
+@config_app.command("validate")
+def config_validate(path: Annotated[Path, typer.Argument(help="burst YAML config")]) -> None:
+    """Check a config: types, unknown keys, plugin sections. Errors name file, line and field."""
+    cfg = guarded(lambda: config_mod.load(path))
+    out.print(
+        f"[green]ok[/]: {path} — {len(cfg.providers)} provider(s), {len(cfg.policies)} policy(ies), "
+        f"backlog {cfg.backlog.kind}, federation {cfg.federation.kind}"
+    )
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config file (with every installed plugin's section)."""
+    print_json(config_mod.schema())
+
+
+# --- trace -------------------------------------------------------------------------------------
+
+
+@trace_app.command("info")
+def trace_info(
+    path: Annotated[Path, typer.Argument(help="SWF (.swf, .swf.gz) or CSV trace")],
+    onprem_cores: Annotated[
+        int | None, typer.Option(min=0, help="also model the peak pending demand on this many cores")
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Jobs, span, core-hours, peak pending demand and the busiest weeks of a trace."""
+    from burst.traceinfo import as_json, info_for_file, render_trace_info
+
+    info = guarded(lambda: info_for_file(path, onprem_cores))
+    if output is Output.json:
+        print_json(as_json(info))
+    else:
+        out.print(render_trace_info(info))
+
+
+# --- simulate ----------------------------------------------------------------------------------
+
+
+@app.command()
+def simulate(
+    trace: Annotated[Path, typer.Argument(help="job trace to replay (SWF or CSV)")],
+    config: ConfigOpt,
+    output: OutputOpt = Output.table,
+    onprem_cores: Annotated[int | None, typer.Option(min=0, help="override onprem.cores")] = None,
+    state: Annotated[str, typer.Option(help="store URL for the simulated season (default: in memory)")] = "sqlite://",
+    report: Annotated[Path | None, typer.Option(help="also write an HTML report of the season")] = None,
+) -> None:
+    """Replay a trace through burst on the embedded local cloud: waits, cost, clusters."""
+    from burst.backlog.trace import load_trace
+    from burst.simulate import simulate as run_sim
+
+    def go() -> Any:
+        cfg = config_mod.load(config)
+        tr = load_trace(trace)
+        with progress_bar(f"simulating {tr.name}", output is Output.table) as prog:
+            summary, store = run_sim(
+                cfg, tr, onprem_cores=onprem_cores, store_url=state, progress=prog, keep_store=report is not None
+            )
+        if report is not None:
+            from burst.report import write_html_report
+
+            write_html_report(store, cfg, report, title=f"burst simulate {tr.name}", budget=None)
+            store.close()
+        return summary
+
+    s = guarded(go)
+    if output is Output.json:
+        print_json(s.as_json())
+        return
+    t = Table(title=f"burst simulate — {s.trace}", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("jobs", f"{s.jobs:,}" + (f" (+{s.unrunnable_jobs} that fit nowhere)" if s.unrunnable_jobs else ""))
+    t.add_row(
+        "wait p50 / p95 / max", " / ".join(format_duration(x) for x in (s.wait_p50_s, s.wait_p95_s, s.wait_max_s))
+    )
+    t.add_row("spike-time jobs, wait p95", f"{s.spike_jobs:,}, {format_duration(s.spike_wait_p95_s)}")
+    t.add_row("cloud spend", money(s.cost_total, s.currency))
+    for prov, cost in sorted(s.cost_by_provider.items()):
+        t.add_row(f"  {prov}", money(cost, s.currency))
+    t.add_row("node-hours", f"{s.node_hours:,.1f}")
+    t.add_row("burst core-hours used by jobs", f"{s.burst_core_hours_used:,.1f} ({s.jobs_on_burst:,} jobs)")
+    t.add_row(
+        "clusters created",
+        f"{s.clusters_created}" + (f" ({s.clusters_stuck_deleted} stuck, deleted)" if s.clusters_stuck_deleted else ""),
+    )
+    t.add_row("peak burst cores", f"{s.peak_burst_cores:,}")
+    t.add_row("clusters left running", f"[{'green' if s.leaked_clusters == 0 else 'red'}]{s.leaked_clusters}[/]")
+    t.add_row("jobs killed", f"[{'green' if s.killed_jobs == 0 else 'red'}]{s.killed_jobs}[/]")
+    t.add_row("simulated", f"{format_duration(s.sim_seconds)} in {s.wall_seconds:.1f}s wall ({s.ticks:,} ticks)")
+    out.print(t)
+    if report is not None:
+        out.print(f"report written to {report}")
+
+
+# --- live operation ----------------------------------------------------------------------------
+
+
+def _engine(config: Path, *, live: bool = True) -> Any:
+    from burst.clock import RealClock
+    from burst.engine import Engine
+
+    cfg = config_mod.load(config)
+    return Engine.build(cfg, RealClock(), extras={"onprem_cores": cfg.file.onprem.cores})
+
+
+@app.command()
+def plan(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
+    """What burst would do now, with every reason and the expected cost. Never acts."""
+
+    def go() -> Any:
+        eng = _engine(config)
+        inp, p = eng.preview()
+        eng.store.close()
+        return inp, p, eng.cfg.file.currency
+
+    inp, p, cur = guarded(go)
+    d = p.decision
+    if output is Output.json:
+        print_json(
+            {
+                "at": inp.now.isoformat(),
+                "demand": {
+                    "pending_cores": inp.demand.pending_cores,
+                    "pending_jobs": inp.demand.pending_jobs,
+                    "running_cores": inp.demand.running_cores,
+                    "onprem_cores": inp.demand.onprem_cores,
+                    "stale": inp.demand.stale,
+                },
+                "wants": [
+                    {"policy": w.policy, "cores": w.cores, "campaign": w.campaign, "reason": w.reason} for w in d.wants
+                ],
+                "actions": [
+                    {
+                        "op": a.op.value,
+                        "cluster": a.cluster_id,
+                        "provider": a.provider,
+                        "flavor": a.flavor,
+                        "nodes": a.nodes,
+                        "campaign": a.campaign,
+                        "reason": a.reason,
+                        "cost_per_hour": round(a.cost_per_hour, 4),
+                        "currency": a.currency or cur,
+                    }
+                    for a in p.actions
+                ],
+                "notes": list(d.notes),
+                "cost_per_hour": round(p.cost_per_hour(), 4),
+                "currency": cur,
+            }
+        )
+        return
+    out.print(
+        f"demand: {inp.demand.pending_cores:,} cores pending ({inp.demand.pending_jobs:,} jobs), "
+        f"{inp.demand.running_cores:,} running, on-prem {inp.demand.onprem_cores:,} cores"
+        + (" [yellow](stale)[/]" if inp.demand.stale else "")
+    )
+    for w in d.wants:
+        out.print(f"  want {w.cores:,} cores — {w.reason}")
+    for n in d.notes:
+        out.print(f"  note: {n}")
+    if p.empty:
+        out.print("No changes. The fleet matches what the policies want.")
+        return
+    t = Table(title="plan", title_justify="left")
+    for col in ("action", "cluster", "provider", "flavor", "nodes", "campaign", f"{cur}/h", "reason"):
+        t.add_column(col)
+    for a in p.actions:
+        t.add_row(
+            a.op.value,
+            a.cluster_id,
+            a.provider,
+            a.flavor,
+            str(a.nodes),
+            a.campaign or "-",
+            f"{a.cost_per_hour:+.2f}",
+            a.reason,
+        )
+    out.print(t)
+    out.print(f"Plan: {len(p.actions)} action(s), {p.cost_per_hour():+.2f} {cur}/h. Nothing was done.")
+
+
+@app.command()
+def apply(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
+    """Run one reconcile tick for real (what `burst plan` printed)."""
+
+    def go() -> Any:
+        eng = _engine(config)
+        adopt = eng.reconciler.adopt()
+        res = eng.tick()
+        eng.store.close()
+        return adopt, res
+
+    adopt, res = guarded(go)
+    data = {
+        "actions": [a.describe() for a in res.plan.actions],
+        "transitions": [{"cluster": c, "from": str(f), "to": str(t)} for c, f, t in res.step.transitions],
+        "errors": [{"cluster": c, "type": k, "message": m} for c, k, m in res.step.errors],
+        "orphans_removed": adopt.orphans_removed,
+    }
+    if output is Output.json:
+        print_json(data)
+        return
+    for a in data["actions"]:
+        out.print(f"• {a}")
+    for tr in data["transitions"]:
+        out.print(f"  {tr['cluster']}: {tr['from']} → {tr['to']}")
+    for e in data["errors"]:
+        err.print(f"  [red]{e['cluster']}: {e['type']}: {e['message']}[/]")
+    if not any(data.values()):
+        out.print("Nothing to do.")
+
+
+@app.command()
+def status(
+    config: ConfigOpt,
+    output: OutputOpt = Output.table,
+    all_clusters: Annotated[bool, typer.Option("--all", help="include removed clusters")] = False,
+) -> None:
+    """The fleet from the store: clusters, states, ages, nodes, spend."""
+    from burst.store import Store
+
+    def go() -> Any:
+        cfg = config_mod.load(config)
+        store = Store(cfg.state_url(), cfg.file.installation)
+        now = datetime.now(UTC)
+        fleet = store.all_clusters() if all_clusters else store.fleet()
+        costs: dict[str, float] = {}
+        for seg in store.ledger():
+            costs[seg.cluster_id] = costs.get(seg.cluster_id, 0.0) + seg.cost(now)
+        spend = store.spend(now, cfg.file.currency)
+        decisions = store.decisions(5)
+        store.close()
+        return cfg, now, fleet, costs, spend, decisions
+
+    cfg, now, fleet, costs, spend, decisions = guarded(go)
+    cur = cfg.file.currency
+    rows = [
+        {
+            "cluster": c.cluster_id,
+            "provider": c.provider,
+            "flavor": c.flavor,
+            "state": c.state.value,
+            "nodes": c.nodes,
+            "desired_nodes": c.desired_nodes,
+            "campaign": c.campaign,
+            "age_s": round((now - c.created_at).total_seconds()),
+            "in_state_s": round((now - c.state_since).total_seconds()),
+            "cost": round(costs.get(c.cluster_id, 0.0), 2),
+            "last_error": c.last_error,
+        }
+        for c in fleet
+    ]
+    if output is Output.json:
+        print_json(
+            {
+                "clusters": rows,
+                "spend": {
+                    "month_to_date": round(spend.month_to_date, 2),
+                    "burn_per_hour": round(spend.burn_per_hour, 4),
+                    "by_campaign": {k: round(v, 2) for k, v in spend.by_campaign.items()},
+                    "currency": cur,
+                },
+                "decisions": [{"at": d["at"], "summary": d["summary"]} for d in decisions],
+            }
+        )
+        return
+    t = Table(title=f"fleet of {cfg.file.installation}", title_justify="left")
+    for col in ("cluster", "provider", "flavor", "state", "nodes", "campaign", "age", "cost"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            r["cluster"],
+            r["provider"],
+            r["flavor"],
+            r["state"],
+            f"{r['nodes']}/{r['desired_nodes']}",
+            r["campaign"] or "-",
+            format_duration(r["age_s"]),
+            money(r["cost"], cur),
+        )
+    out.print(t if rows else "No clusters.")
+    out.print(f"spend this month: {money(spend.month_to_date, cur)}; burning {money(spend.burn_per_hour, cur)}/h")
+    for d in decisions:
+        out.print(f"  {d['at']:%Y-%m-%d %H:%M} {d['summary'][:160]}")
+
+
+@app.command()
+def providers(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
+    """Each configured provider's offerings, prices, provisioning latency and quota left."""
+
+    def go() -> Any:
+        from burst.clock import RealClock
+        from burst.engine import Engine
+
+        cfg = config_mod.load(config)
+        from burst.store import Store
+
+        eng = Engine.build(
+            cfg,
+            RealClock(),
+            store=Store("sqlite://", cfg.file.installation),
+            extras={"onprem_cores": cfg.file.onprem.cores},
+        )
+        rows = []
+        quotas = eng.quotas()
+        for o in eng.offerings:
+            q = quotas.get(o.provider)
+            rows.append(
+                {
+                    "provider": o.provider,
+                    "region": o.region,
+                    "flavor": o.flavor,
+                    "cpus": o.cpus,
+                    "memory_gb": round(o.memory_mb / 1024, 1),
+                    "gpus": o.gpus,
+                    "price_per_hour": o.price_per_hour,
+                    "price_per_core_hour": round(o.price_per_core_hour, 5),
+                    "control_plane_per_hour": o.control_plane_per_hour,
+                    "currency": o.currency,
+                    "spot": o.spot,
+                    "provisioning_p50_s": round(o.latency.median_s(8)),
+                    "provisioning_p90_s": round(o.latency.p90_s(8)),
+                    "quota_cores_left": q.cores_left() if q else None,
+                }
+            )
+        return rows
+
+    rows = guarded(go)
+    if output is Output.json:
+        print_json(rows)
+        return
+    t = Table(title="offerings", title_justify="left")
+    for col in (
+        "provider",
+        "region",
+        "flavor",
+        "vCPU",
+        "GiB",
+        "GPU",
+        "price/h",
+        "per core-h",
+        "cluster fee/h",
+        "p50 / p90 up (8 nodes)",
+        "quota cores left",
+    ):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            r["provider"],
+            r["region"],
+            r["flavor"],
+            str(r["cpus"]),
+            f"{r['memory_gb']:g}",
+            str(r["gpus"]),
+            f"{r['price_per_hour']:.3f} {r['currency']}" + (" spot" if r["spot"] else ""),
+            f"{r['price_per_core_hour']:.4f}",
+            f"{r['control_plane_per_hour']:.2f}",
+            f"{format_duration(r['provisioning_p50_s'])} / {format_duration(r['provisioning_p90_s'])}",
+            "∞" if r["quota_cores_left"] is None else f"{r['quota_cores_left']:,}",
+        )
+    out.print(t)
+
+
+def main() -> None:
+    try:
+        app()
+    except BurstError as e:  # pragma: no cover - commands already guard; last line of defence
+        err.print(f"[bold red]error:[/] {e}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
