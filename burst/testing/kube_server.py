@@ -59,7 +59,7 @@ Python API for tests
     server.create(obj) / server.get(api_version, plural, name, namespace=None)
     server.objects(api_version, plural, namespace=None) / server.delete(...)
     server.set_status(api_version, plural, name, {...}, namespace=None)   # merge into status
-    server.keys()                       # {(api_version, plural, namespace, name), ...}
+    server.object_keys()                       # {(api_version, plural, namespace, name), ...}
     server.requests                     # [RecordedRequest(method, path, query, content_type, body)]
     server.stop()                       # closes the listener and every open connection
 
@@ -442,7 +442,9 @@ class KubeApiServer:
         httpd.daemon_threads = True
         self._httpd = httpd
         self._url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        self._thread = threading.Thread(target=httpd.serve_forever, name="kube-api-server", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-api-server", daemon=True
+        )
         self._thread.start()
         return self._url
 
@@ -905,7 +907,7 @@ class KubeApiServer:
             )
             return self.set_status(api_version, plural, name, {"conditions": conditions}, namespace)
 
-    def keys(self) -> set[tuple[str, str, str, str]]:
+    def object_keys(self) -> set[tuple[str, str, str, str]]:
         """Every stored object as (apiVersion, plural, namespace, name): for exact before/after checks."""
         with self._lock:
             return {
