@@ -4,9 +4,11 @@ Two rules make the cap hard, both checked every tick:
 
 * **No new capacity that cannot be paid for.**  A want that needs more cores than its campaign's
   live clusters hold is cut so that the *committed* spend of the extra capacity — nodes (and
-  control planes) billed until the want's ``until`` (a schedule window's end), or for ``horizon``
-  when it has none, but never less than the offering's minimum billed time or one tick — fits in
-  what is left after the live fleet's next ``horizon`` of burn.  The extra is priced at the dearest
+  control planes) billed until the want's ``until`` (a schedule window's end), or for twice
+  ``horizon`` when it has none, but never less than the offering's minimum billed time or one
+  tick — fits in what is left after the live fleet's own commitment (a window's clusters to the
+  window's end, other clusters for twice ``horizon``, so that what is bought is not drained again
+  a few ticks later).  The extra is priced at the dearest
   offering placement could choose for it, so no placement choice can break the cap.  A monthly
   commitment stops at the month's end (UTC): what runs after it is next month's money.
 * **Drain before the money runs out.**  When what is left is less than the live fleet burns in the
@@ -240,8 +242,29 @@ class BudgetPolicy:
         if burn * _hours(window) > remaining:
             notes.append(f"{head}; clusters already draining still burn {burn:,.2f} {cur}/h")
 
-        # 2. Cut wants so new capacity's committed spend fits what the fleet leaves.
-        avail = remaining - burn * _hours(window)
+        # 2. Cut wants so new capacity's committed spend fits what is left after the fleet's own
+        # commitment: live capacity of a campaign whose want has an ``until`` is committed to it
+        # (a window's clusters run to its end), the rest for twice the drain horizon — that
+        # hysteresis keeps the budget from buying a node one tick and draining it a few ticks
+        # later.  Nothing new is bought in a tick that drains.
+        grace = 2 * window
+
+        def release(until: datetime | None) -> datetime:
+            end = until if until is not None else now + grace
+            return min(end, cap.period_end) if cap.period_end is not None else end
+
+        releases = {(w.campaign, _is_gpu(w)): release(w.until) for w in wants if w.until is not None}
+        committed = unexplained * _hours(grace)
+        for c in mine:
+            end = releases.get((c.campaign, c.gpus_per_node > 0)) if c.state in LIVE else None
+            committed += burn_per_hour(c) * _hours(max(grace, end - now if end is not None else grace))
+        avail = 0.0 if any(c.cluster_id in drained for c in mine) else remaining - committed
+        if committed > remaining > 0 and burn > 0 and not drained.intersection(c.cluster_id for c in mine):
+            runs_out = now + timedelta(hours=remaining / burn)
+            notes.append(
+                f"{head}; the fleet's commitments exceed what is left: at {burn:,.2f} {cur}/h the money runs out "
+                f"around {runs_out:%d %b %H:%M}, then clusters are drained"
+            )
         out: list[Want] = []
         for w in wants:
             if not cap.covers(w.campaign):
@@ -263,9 +286,7 @@ class BudgetPolicy:
             if not cands:
                 out.append(w)  # placement will report that nothing can hold it
                 continue
-            until = w.until if w.until is not None else now + window
-            if cap.period_end is not None:
-                until = min(until, cap.period_end)
+            until = release(w.until)
             fit, cost = _fit(cands, extra, max(until - now, tick), avail)
             avail -= cost
             if fit >= extra:
