@@ -85,6 +85,13 @@ class HTCondorBacklogConfig(BacklogConfig):
             data["schedds"] = [one] if isinstance(one, str) else one
         return data
 
+    @model_validator(mode="after")
+    def _names_need_a_collector(self) -> HTCondorBacklogConfig:
+        names = [s for s in self.schedds if not condor.is_address(s)]
+        if names and self.collector is None:
+            raise ValueError(f"schedd {names[0]!r} is a name: give a collector to locate it, or its address host:port")
+        return self
+
     @field_validator("constraint", "startd_constraint")
     @classmethod
     def _expression(cls, value: str | None) -> str | None:

@@ -142,6 +142,12 @@ def running_jobs(ads: list[classad2.ClassAd]) -> int:
     )
 
 
+def _int(ad: classad2.ClassAd, attr: str) -> int:
+    """A whole-number attribute for a message; 0 when missing or not a number."""
+    value = ad.get(attr)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _draining(ads: list[classad2.ClassAd], address: str) -> bool:
     return any(ad.get("MyAddress") == address and ad.get("Draining") is True for ad in ads)
 
@@ -216,7 +222,7 @@ class HTCondorPool:
             return JoinStatus(ready, f"collector cannot be queried ({err}); DaemonSet {status}")
         startds = condor.unique_by(ads, "MyAddress")
         if startds:
-            cores = sum(int(ad.get("TotalSlotCpus", ad.get("Cpus", 0)) or 0) for ad in startds)
+            cores = sum(_int(ad, "TotalSlotCpus") or _int(ad, "Cpus") for ad in startds)
             return JoinStatus(True, f"{len(startds)} startds of {cid} in the pool ({cores} cores)")
         _, status = self._daemonset_ready(cluster, apps)
         return JoinStatus(False, f"no startd of {cid} in the pool yet; DaemonSet {status}")

@@ -121,10 +121,9 @@ def test_schedd_by_name_is_located_through_the_collector(connector: FakeConnecto
     )
 
 
-def test_schedd_by_name_without_collector_is_unavailable(connector: FakeConnector) -> None:
-    connector.schedds["condor-a.cern.ch"] = schedd_a()
-    with pytest.raises(BacklogUnavailable, match=r"condor-a\.cern\.ch .*needs a collector"):
-        source(connector, schedds=["condor-a.cern.ch"]).poll()
+def test_schedd_by_name_without_collector_is_a_config_error() -> None:
+    with pytest.raises(ValidationError, match=r"schedd 'condor-a\.cern\.ch' is a name: give a collector"):
+        HTCondorBacklogConfig.model_validate({"kind": "htcondor", "schedds": ["condor-a.cern.ch"]})
 
 
 def test_unreachable_schedd_is_stale_not_zero(connector: FakeConnector, caplog: pytest.LogCaptureFixture) -> None:
@@ -313,8 +312,8 @@ def test_a_million_idle_jobs_become_a_few_hundred_buckets(connector: FakeConnect
 def test_config_accepts_one_schedd_and_is_registered() -> None:
     cls = config_class("burst.backlogs", "htcondor")
     assert cls is HTCondorBacklogConfig
-    cfg = HTCondorBacklogConfig.model_validate({"kind": "htcondor", "schedd": "condor-host.cern.ch"})
-    assert cfg.schedds == ["condor-host.cern.ch"]
+    cfg = HTCondorBacklogConfig.model_validate({"kind": "htcondor", "schedd": "condor-host.cern.ch:9618"})
+    assert cfg.schedds == ["condor-host.cern.ch:9618"]
     with pytest.raises(ValidationError, match="either schedd or schedds"):
         HTCondorBacklogConfig.model_validate({"kind": "htcondor", "schedd": "a", "schedds": ["b"]})
     with pytest.raises(ValidationError, match="Extra inputs"):

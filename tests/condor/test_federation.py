@@ -185,12 +185,12 @@ def test_join_is_idempotent_and_picks_up_a_rotated_token(
     with_startds(connector, [])
     pool = build(connector, token_file)
     pool.join(record(), member.kubeconfig())
-    after_first = member.keys()
+    after_first = member.object_keys()
     token_file.write_text("rotated-token")
     member.clear_requests()
     pool.join(record(), member.kubeconfig())
 
-    assert member.keys() == after_first
+    assert member.object_keys() == after_first
     secret = member.get("v1", "secrets", SECRET, NS)
     assert base64.b64decode(secret["data"]["token"]).decode() == "rotated-token"
     writes = [(r.method, r.path) for r in member.requests if r.method != "GET"]
@@ -330,27 +330,27 @@ def test_unjoin_deletes_exactly_what_join_created(
     member: KubeApiServer, connector: FakeConnector, token_file: Path
 ) -> None:
     with_startds(connector, [])
-    before = member.keys()
+    before = member.object_keys()
     pool = build(connector, token_file)
     pool.join(record(), member.kubeconfig())
     # (the server's service-account controller adds the namespace's "default" account, as in
     # a real cluster; it goes with the namespace)
-    assert member.keys() - before - {("v1", "serviceaccounts", NS, "default")} == {
+    assert member.object_keys() - before - {("v1", "serviceaccounts", NS, "default")} == {
         ("v1", "namespaces", "", NS),
         ("v1", "secrets", NS, SECRET),
         ("apps/v1", "daemonsets", NS, DAEMONSET),
     }
     pool.unjoin(record())
-    assert member.keys() == before
+    assert member.object_keys() == before
     pool.unjoin(record())  # idempotent: already gone is fine
-    assert member.keys() == before
+    assert member.object_keys() == before
 
 
 def test_unjoin_after_a_restart_uses_the_credentials_callback(
     member: KubeApiServer, connector: FakeConnector, token_file: Path
 ) -> None:
     with_startds(connector, [])
-    before = member.keys()
+    before = member.object_keys()
     build(connector, token_file).join(record(), member.kubeconfig())
     asked = []
 
@@ -359,7 +359,7 @@ def test_unjoin_after_a_restart_uses_the_credentials_callback(
         return member.kubeconfig()
 
     build(connector, token_file, credentials=credentials).unjoin(record())
-    assert asked == ["burst-c1"] and member.keys() == before
+    assert asked == ["burst-c1"] and member.object_keys() == before
     with pytest.raises(FederationError, match="no kubeconfig"):
         build(connector, token_file).unjoin(record())
 
@@ -369,11 +369,11 @@ def test_unjoin_leaves_a_namespace_burst_did_not_create(
 ) -> None:
     with_startds(connector, [])
     member.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"team": "ops"}}})
-    before = member.keys()
+    before = member.object_keys()
     pool = build(connector, token_file)
     pool.join(record(), member.kubeconfig())
     pool.unjoin(record())
-    assert member.keys() == before
+    assert member.object_keys() == before
     assert member.get("v1", "namespaces", NS)["metadata"]["labels"] == {"team": "ops"}
 
 
