@@ -89,6 +89,7 @@ class _State:
     #: same keys → (describes left that read DELETING, the last body moto gave).
     deleting: dict[tuple[str, ...], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     nodegroup_overrides: dict[tuple[str, str], _Override] = field(default_factory=dict)
+    cluster_overrides: dict[str, _Override] = field(default_factory=dict)
     hold_operation: str | None = None
 
 
@@ -106,7 +107,9 @@ class FakeAws:
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-aws", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-aws", daemon=True
+        )
 
     # -- control ----------------------------------------------------------------------------
 
@@ -164,6 +167,11 @@ class FakeAws:
                 self._state.nodegroup_overrides.pop((cluster, nodegroup), None)
             else:
                 self._state.nodegroup_overrides[(cluster, nodegroup)] = _Override(status, issues or [], times)
+
+    def override_cluster(self, cluster: str, status: str, times: int | None = None) -> None:
+        """Make DescribeCluster report ``status`` (e.g. FAILED) for ``times`` describes."""
+        with self._lock:
+            self._state.cluster_overrides[cluster] = _Override(status, [], times)
 
     def hold(self, operation: str) -> None:
         """Forward the next ``operation`` to moto, then keep the answer until ``release()``."""
@@ -341,6 +349,10 @@ class FakeAws:
             elif operation == "DescribeCluster":
                 if self._tick(("cluster", cluster)):
                     _creating(doc["cluster"])
+                override = st.cluster_overrides.get(cluster)
+                if override is not None:
+                    doc["cluster"]["status"] = override.status
+                    _spend(st.cluster_overrides, cluster, override)
             elif operation == "DescribeNodegroup":
                 if self._tick(("nodegroup", cluster, nodegroup)):
                     doc["nodegroup"]["status"] = "CREATING"
@@ -348,10 +360,7 @@ class FakeAws:
                 if override is not None:
                     doc["nodegroup"]["status"] = override.status
                     doc["nodegroup"]["health"] = {"issues": override.issues}
-                    if override.times is not None:
-                        override.times -= 1
-                        if override.times <= 0:
-                            del st.nodegroup_overrides[(cluster, nodegroup)]
+                    _spend(st.nodegroup_overrides, (cluster, nodegroup), override)
             elif operation == "DeleteCluster" and st.deleting_describes:
                 st.deleting[("cluster", cluster)] = (st.deleting_describes, doc["cluster"])
                 doc["cluster"]["status"] = "DELETING"
@@ -374,6 +383,13 @@ class FakeAws:
             return False
         self._state.creating[key] = left - 1
         return True
+
+
+def _spend(overrides: dict[Any, _Override], key: object, override: _Override) -> None:
+    if override.times is not None:
+        override.times -= 1
+        if override.times <= 0:
+            del overrides[key]
 
 
 def _creating(cluster: dict[str, Any]) -> None:
