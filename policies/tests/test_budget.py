@@ -13,7 +13,7 @@ from burst_policies.budget import BudgetPolicy, BudgetPolicyConfig, burn_per_hou
 from burst_policies.schedule import SchedulePolicyConfig
 from pydantic import ValidationError
 
-from burst.api import ClusterRecord, ClusterState, ConfigError, LimitPolicy, Money, Offering, Spend, Want
+from burst.api import ClusterRecord, ClusterState, ConfigError, LimitPolicy, Money, Offering, Shape, Spend, Want
 from burst.policy import merge_wants
 from burst.registry import config_class
 
@@ -117,6 +117,21 @@ def test_capacity_a_campaign_already_has_is_not_charged_again() -> None:
     poor = Spend("EUR", month_to_date=39910, burn_per_hour=40)
     [w] = budget().limit(policy_input(NOW, offerings=[TS], fleet=fleet, spend=poor), [campaign_want(800)]).wants
     assert w.cores == 800
+
+
+def test_live_capacity_is_shared_out_between_wants_of_one_campaign_not_counted_twice() -> None:
+    """The backlog may want two node classes (small jobs, and 64-core jobs spanning 8 nodes); 1000
+    live cores cover the first, so the second is new capacity and must fit the money."""
+    fleet = [cluster("burst-ts-0001", TS, 125, created=NOW - timedelta(hours=3))]  # 1000 cores, 50 EUR/h
+    spend = Spend("EUR", month_to_date=39800, burn_per_hour=50)  # 200 - 50 × 2 h = 100 left
+    small = Want(1000, "backlog", "small jobs", shape=Shape(1, 2048))
+    wide = Want(512, "backlog", "64-core jobs", shape=Shape(64, 8192))
+    res = budget().limit(policy_input(NOW, offerings=[TS], fleet=fleet, spend=spend), [small, wide])
+    # 512 new cores = 64 nodes × 0.40 × 2 h = 51.2 EUR: fits in 100.
+    assert [w.cores for w in res.wants] == [1000, 512]
+    poorer = Spend("EUR", month_to_date=39860, burn_per_hour=50)  # 40 left: 50 nodes = 400 cores
+    res = budget().limit(policy_input(NOW, offerings=[TS], fleet=fleet, spend=poorer), [small, wide])
+    assert [w.cores for w in res.wants] == [1000, 400]
 
 
 def test_control_plane_fees_count_in_the_commitment() -> None:

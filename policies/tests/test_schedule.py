@@ -309,7 +309,7 @@ def test_merge_takes_the_max_per_campaign_not_the_sum() -> None:
 def test_stack_with_schedule_backlog_stand_in_and_budget() -> None:
     sched = schedule()
     other = FixedWant(3000, "moriond-2027")
-    backlog = FixedWant(500)
+    backlog = FixedWant(9000)  # untagged: only what goes beyond the window's 8000 cores is added
     budget = BudgetPolicyConfig.model_validate({"kind": "budget", "monthly": "1000000 EUR"}).build()
     assert isinstance(budget, LimitPolicy)
     placement = CheapestPlacement()
@@ -317,7 +317,7 @@ def test_stack_with_schedule_backlog_stand_in_and_budget() -> None:
     stack = PolicyStack([sched, other, backlog], [budget], placement)
     inp = policy_input(utc(2027, 3, 5), offerings=OFFERS, spend=Spend("EUR"))
     d = stack.decide(inp)
-    assert sorted((t.campaign, t.nodes) for t in d.targets) == [("", 500 // 8 + 1), ("moriond-2027", 1000)]
+    assert sorted((t.campaign, t.nodes) for t in d.targets) == [("", 1000 // 8), ("moriond-2027", 1000)]
     assert stack.next_wake(utc(2027, 3, 5)) == END
     # Before the window the stack's wake is the pre-warm start (the lead was learned at decide()).
     sched.want(policy_input(utc(2027, 1, 1), offerings=OFFERS))

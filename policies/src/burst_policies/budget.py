@@ -265,19 +265,22 @@ class BudgetPolicy:
                 f"{head}; the fleet's commitments exceed what is left: at {burn:,.2f} {cur}/h the money runs out "
                 f"around {runs_out:%d %b %H:%M}, then clusters are drained"
             )
+        # Live capacity per (campaign, GPU or not), handed out to that class's wants in turn (a
+        # policy may want several node classes for one campaign): what a want gets from it is not
+        # new, the rest is.
+        live: dict[tuple[str, bool], int] = {}
+        for c in inp.fleet:
+            if c.state in LIVE and c.cluster_id not in drained and cap.covers(c.campaign):
+                key = (c.campaign, c.gpus_per_node > 0)
+                live[key] = live.get(key, 0) + c.desired_nodes * c.cpus_per_node
         out: list[Want] = []
         for w in wants:
             if not cap.covers(w.campaign):
                 out.append(w)
                 continue
-            have = sum(
-                c.desired_nodes * c.cpus_per_node
-                for c in inp.fleet
-                if c.state in LIVE
-                and c.cluster_id not in drained
-                and c.campaign == w.campaign
-                and (c.gpus_per_node > 0) == _is_gpu(w)
-            )
+            key = (w.campaign, _is_gpu(w))
+            have = min(w.cores, live.get(key, 0))
+            live[key] = live.get(key, 0) - have
             extra = w.cores - have
             if extra <= 0:
                 out.append(w)
@@ -302,7 +305,7 @@ class BudgetPolicy:
     @staticmethod
     def _candidates(inp: PolicyInput, w: Want) -> list[Offering]:
         """Offerings placement could choose for ``w`` (same filters as placement's)."""
-        able = [o for o in inp.offerings if w.shape is None or o.can_run(w.shape)]
+        able = [o for o in inp.offerings if w.shape is None or inp.can_host(o, w.shape)]
         if not _is_gpu(w):
             able = [o for o in able if o.gpus == 0] or able
         return [o for o in able if inp.backoff_until.get(o.provider, inp.now) <= inp.now] or able

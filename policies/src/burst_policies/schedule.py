@@ -223,9 +223,10 @@ class Window:
 
 
 def able_offerings(inp: PolicyInput, shape: Shape | None) -> list[Offering]:
-    """Offerings that can hold ``shape``; CPU work never counts GPU flavors while others exist
-    (placement does the same, and GPU nodes would skew both price and latency)."""
-    able = [o for o in inp.offerings if shape is None or o.can_run(shape)]
+    """Offerings whose clusters can hold ``shape`` (a multi-node job may span a cluster's nodes);
+    CPU work never counts GPU flavors while others exist (placement does the same, and GPU nodes
+    would skew both price and latency)."""
+    able = [o for o in inp.offerings if shape is None or inp.can_host(o, shape)]
     if shape is None or shape.gpus == 0:
         able = [o for o in able if o.gpus == 0] or able
     return able
