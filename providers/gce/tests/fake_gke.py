@@ -195,9 +195,10 @@ class FakeGke:
         self._op_state: dict[str, dict[str, Any]] = {}  # op name → {polls_left, cluster, on_done...}
         self._faults: list[_Fault] = []
         self._failures: list[AsyncFailure] = []
-        self._hold: threading.Event | None = None
-        #: Set when a create request has been applied while creates are held (crash test).
-        self.create_applied = threading.Event()
+        self._hold: tuple[str, re.Pattern[str], threading.Event] | None = None
+        #: Set when a held request (see :meth:`hold`) has been applied.
+        self.applied = threading.Event()
+        self._waiting: list[threading.Event] = []
         self.lock = threading.RLock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -210,7 +211,7 @@ class FakeGke:
         return self
 
     def stop(self) -> None:
-        self.release_creates()
+        self.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -269,17 +270,21 @@ class FakeGke:
         with self.lock:
             self._failures.append(AsyncFailure(operation_type, condition, canonical, message))
 
-    def hold_creates(self) -> None:
-        """Apply create requests but do not answer them until :meth:`release_creates`."""
+    def hold(self, method: str, path: str) -> None:
+        """Apply the next successful ``method`` on a path matching ``path`` but hold its answer until
+        :meth:`release` (or 30 s): the client is then killed mid-request (crash tests)."""
         with self.lock:
-            self._hold = threading.Event()
-            self.create_applied.clear()
+            self._hold = (method.upper(), re.compile(path), threading.Event())
+            self.applied.clear()
 
-    def release_creates(self) -> None:
+    def release(self) -> None:
         with self.lock:
             if self._hold is not None:
-                self._hold.set()
+                self._waiting.append(self._hold[2])
                 self._hold = None
+            for event in self._waiting:
+                event.set()
+            self._waiting.clear()
 
     def add_cluster(
         self,
@@ -322,9 +327,11 @@ class FakeGke:
         with self.lock:
             self.requests.append(req)
             reply = self._route(req)
-            if req.method == "POST" and req.path.endswith("/clusters") and reply.status == 200 and self._hold:
-                hold = self._hold
-                self.create_applied.set()
+            if self._hold and self._hold[0] == req.method and self._hold[1].search(req.path) and reply.status == 200:
+                hold = self._hold[2]
+                self._waiting.append(hold)
+                self._hold = None
+                self.applied.set()
         if hold is not None:
             hold.wait(timeout=30)
         return reply

@@ -36,11 +36,10 @@ def config(gke: FakeGke, **overrides: Any) -> GceProviderConfig:
     return GceProviderConfig.model_validate(raw)
 
 
-def provider(
-    gke: FakeGke, *, credentials: Credentials | None = None, owner: str = OWNER, **overrides: Any
-) -> GceProvider:
-    """A provider whose client is built by production code from the config (REST, api_endpoint)."""
-    return GceProvider("gce", config(gke, **overrides), owner, credentials=credentials)
+def provider(gke: FakeGke, *, creds: Credentials | None = None, owner: str = OWNER, **overrides: Any) -> GceProvider:
+    """A provider whose client is built by production code from the config (REST, api_endpoint).
+    ``creds`` injects a google-auth credentials object; config keys go in ``overrides``."""
+    return GceProvider("gce", config(gke, **overrides), owner, credentials=creds)
 
 
 def anonymous() -> Credentials:
