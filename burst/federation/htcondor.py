@@ -185,21 +185,23 @@ class HTCondorPool:
         cid = cluster.cluster_id
         self._kubeconfigs[cid] = kubeconfig
         token = self._read_token()
-        api = self._api_client(kubeconfig)
-        core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
-        ns = self._config.namespace
-        with _kube(f"joining {cid}: namespace {ns}"):
-            _create(lambda: core.create_namespace(self.namespace_body(cluster)))
-        with _kube(f"joining {cid}: secret {ns}/{SECRET}"):
-            body = self.secret_body(cluster, token)
-            if not _create(lambda: core.create_namespaced_secret(ns, body)):
-                # Already there: make it hold the token the operator's file holds now (rotation).
-                core.patch_namespaced_secret(SECRET, ns, {"data": body.data})
-        with _kube(f"joining {cid}: daemonset {ns}/{DAEMONSET}"):
-            # The response is not needed; not decoding it also spares kubernetes 37's strict
-            # models a DaemonSet whose status no controller has written yet.
-            _create(lambda: apps.create_namespaced_daemon_set(ns, self.daemonset_body(cluster), _preload_content=False))
-        return self._readiness(cluster, apps)
+        with self._api_client(kubeconfig) as api:
+            core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+            ns = self._config.namespace
+            with _kube(f"joining {cid}: namespace {ns}"):
+                _create(lambda: core.create_namespace(self.namespace_body(cluster)))
+            with _kube(f"joining {cid}: secret {ns}/{SECRET}"):
+                body = self.secret_body(cluster, token)
+                if not _create(lambda: core.create_namespaced_secret(ns, body)):
+                    # Already there: make it hold the token the operator's file holds now (rotation).
+                    core.patch_namespaced_secret(SECRET, ns, {"data": body.data})
+            with _kube(f"joining {cid}: daemonset {ns}/{DAEMONSET}"):
+                # The response is not needed; not decoding it also spares kubernetes 37's strict
+                # models a DaemonSet whose status no controller has written yet.
+                _create(
+                    lambda: apps.create_namespaced_daemon_set(ns, self.daemonset_body(cluster), _preload_content=False)
+                )
+            return self._readiness(cluster, apps)
 
     def _read_token(self) -> str:
         try:
@@ -304,25 +306,25 @@ class HTCondorPool:
         idempotent."""
         cid = cluster.cluster_id
         kubeconfig = self._kubeconfig_for(cid)
-        api = self._api_client(kubeconfig)
-        core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
-        ns = self._config.namespace
-        with _kube(f"unjoining {cid}: daemonset {ns}/{DAEMONSET}"):
-            _delete(lambda: apps.delete_namespaced_daemon_set(DAEMONSET, ns))
-        with _kube(f"unjoining {cid}: secret {ns}/{SECRET}"):
-            _delete(lambda: core.delete_namespaced_secret(SECRET, ns))
-        with _kube(f"unjoining {cid}: namespace {ns}"):
-            try:
-                found = core.read_namespace(ns)
-            except ApiException as err:
-                if err.status != 404:
-                    raise
-                found = None
-            labels = (found.metadata.labels or {}) if found is not None and found.metadata else {}
-            if found is not None and labels.get(OWNER_TAG) == self._owner and labels.get(CLUSTER_TAG) == cid:
-                _delete(lambda: core.delete_namespace(ns))
-            elif found is not None:
-                log.info("htcondor federation: namespace %s in %s was not created by burst; left in place", ns, cid)
+        with self._api_client(kubeconfig) as api:
+            core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+            ns = self._config.namespace
+            with _kube(f"unjoining {cid}: daemonset {ns}/{DAEMONSET}"):
+                _delete(lambda: apps.delete_namespaced_daemon_set(DAEMONSET, ns))
+            with _kube(f"unjoining {cid}: secret {ns}/{SECRET}"):
+                _delete(lambda: core.delete_namespaced_secret(SECRET, ns))
+            with _kube(f"unjoining {cid}: namespace {ns}"):
+                try:
+                    found = core.read_namespace(ns)
+                except ApiException as err:
+                    if err.status != 404:
+                        raise
+                    found = None
+                labels = (found.metadata.labels or {}) if found is not None and found.metadata else {}
+                if found is not None and labels.get(OWNER_TAG) == self._owner and labels.get(CLUSTER_TAG) == cid:
+                    _delete(lambda: core.delete_namespace(ns))
+                elif found is not None:
+                    log.info("htcondor federation: namespace %s in %s was not created by burst; left in place", ns, cid)
 
     def _kubeconfig_for(self, cluster_id: str) -> str:
         if self._credentials is not None:
