@@ -556,7 +556,8 @@ class KubeApiServer:
                 404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"}
             )
 
-    def do_create(self, rk: ResourceKind, namespace: str, body: Any) -> JSON:
+    def do_create(self, rk: ResourceKind, namespace: str, body: Any, *, status: JSON | None = None) -> JSON:
+        """POST semantics; ``status`` (Python API only) replaces the initial status."""
         with self._lock:
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body must be a JSON object")
@@ -602,7 +603,7 @@ class KubeApiServer:
             meta["generation"] = 1
             meta["resourceVersion"] = str(self._next_rv())
             if rk.status:
-                obj["status"] = self._initial_status(rk, obj)
+                obj["status"] = copy.deepcopy(status) if status is not None else self._initial_status(rk, obj)
             bucket[key] = obj
             self._record("ADDED", rk, obj)
             self._after_create(rk, obj)
@@ -624,18 +625,22 @@ class KubeApiServer:
 
     def do_list(self, rk: ResourceKind, namespace: str, labels: str = "", fields: str = "") -> list[JSON]:
         with self._lock:
-            match_labels = label_matcher(labels) if labels else None
-            match_fields = field_matcher(fields) if fields else None
-            out = []
-            for (ns, _), obj in sorted(self._bucket(rk).items()):
-                if rk.namespaced and namespace and ns != namespace:
-                    continue
-                if match_labels and not match_labels(obj["metadata"].get("labels") or {}):
-                    continue
-                if match_fields and not match_fields(obj):
-                    continue
-                out.append(copy.deepcopy(obj))
-            return out
+            return [copy.deepcopy(o) for o in self._select(rk, namespace, labels, fields)]
+
+    def _select(self, rk: ResourceKind, namespace: str, labels: str, fields: str) -> list[JSON]:
+        """The matching stored objects themselves (not copies): only use them under the lock."""
+        match_labels = label_matcher(labels) if labels else None
+        match_fields = field_matcher(fields) if fields else None
+        out = []
+        for (ns, _), obj in sorted(self._bucket(rk).items()):
+            if rk.namespaced and namespace and ns != namespace:
+                continue
+            if match_labels and not match_labels(obj["metadata"].get("labels") or {}):
+                continue
+            if match_fields and not match_fields(obj):
+                continue
+            out.append(obj)
+        return out
 
     def do_update(self, rk: ResourceKind, namespace: str, name: str, body: Any, *, subresource: str = "") -> JSON:
         """PUT semantics: replace the object (or only its status), checking resourceVersion."""
@@ -1003,8 +1008,24 @@ class KubeApiServer:
         spec: JSON = {"containers": [{"name": "main", "image": "busybox", "resources": resources}]}
         if node:
             spec["nodeName"] = node
-        self.create({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
-        return self.set_pod_phase(namespace, name, phase, unschedulable=unschedulable)
+        status = self._pod_status(phase, scheduled=bool(node) or phase != "Pending", unschedulable=unschedulable)
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+        return self.do_create(self.kind_for("v1", "pods"), namespace, pod, status=status)
+
+    def _pod_status(self, phase: str, *, scheduled: bool, unschedulable: bool) -> JSON:
+        now = _timestamp(self._clock())
+        cond: JSON = {
+            "type": "PodScheduled",
+            "status": "True" if scheduled and not unschedulable else "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": now,
+        }
+        if unschedulable:
+            cond |= {"reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient cpu."}
+        status: JSON = {"phase": phase, "qosClass": "Burstable", "conditions": [cond]}
+        if phase != "Pending":
+            status["startTime"] = now
+        return status
 
     def set_pod_phase(
         self, namespace: str, name: str, phase: str, *, node: str | None = None, unschedulable: bool = False
@@ -1013,22 +1034,8 @@ class KubeApiServer:
         with self._lock:
             if node:
                 self.patch("v1", "pods", name, {"spec": {"nodeName": node}}, namespace)
-            now = _timestamp(self._clock())
-            scheduled = not unschedulable and (phase != "Pending" or bool(node))
-            condition = {
-                "type": "PodScheduled",
-                "status": "True" if scheduled else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": now,
-            }
-            if unschedulable:
-                condition |= {
-                    "reason": "Unschedulable",
-                    "message": "0/3 nodes are available: 3 Insufficient cpu.",
-                }
-            status: JSON = {"phase": phase, "conditions": [condition]}
-            if phase != "Pending":
-                status["startTime"] = now
+            bound = bool(self.get("v1", "pods", name, namespace)["spec"].get("nodeName"))
+            status = self._pod_status(phase, scheduled=bound or phase != "Pending", unschedulable=unschedulable)
             return self.set_status("v1", "pods", name, status, namespace)
 
 
@@ -1188,19 +1195,19 @@ class _Handler(BaseHTTPRequestHandler):
         if query.get("watch") in ("true", "1"):
             self._watch(rk, namespace, query, labels, fields)
             return None
-        with api._lock:
-            items = api.do_list(rk, namespace, labels, fields)
-            list_rv = str(api._state.rv)
-        meta: JSON = {"resourceVersion": list_rv}
         start = int(base64.b64decode(query["continue"]).decode()) if query.get("continue") else 0
         limit = int(query.get("limit") or 0)
-        if limit > 0 and start + limit < len(items):
-            meta["continue"] = base64.b64encode(str(start + limit).encode()).decode()
-            meta["remainingItemCount"] = len(items) - start - limit
-            items = items[start : start + limit]
-        else:
-            items = items[start:]
-        return 200, {"kind": f"{rk.kind}List", "apiVersion": rk.api_version, "metadata": meta, "items": items}
+        with api._lock:  # serialise under the lock: a consistent snapshot without copying every object
+            items = api._select(rk, namespace, labels, fields)
+            meta: JSON = {"resourceVersion": str(api._state.rv)}
+            if limit > 0 and start + limit < len(items):
+                meta["continue"] = base64.b64encode(str(start + limit).encode()).decode()
+                meta["remainingItemCount"] = len(items) - start - limit
+                items = items[start : start + limit]
+            else:
+                items = items[start:]
+            page = {"kind": f"{rk.kind}List", "apiVersion": rk.api_version, "metadata": meta, "items": items}
+            return 200, json.dumps(page).encode()
 
     def _watch(self, rk: ResourceKind, namespace: str, query: dict[str, str], labels: str, fields: str) -> None:
         since = int(query["resourceVersion"]) if query.get("resourceVersion") not in (None, "", "0") else None

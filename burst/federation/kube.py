@@ -1,0 +1,544 @@
+"""Shared Kubernetes plumbing for the kubernetes backlog source and the kubefed/Karmada federations.
+
+Three things live here, so each plugin stays about its own semantics:
+
+* building official ``kubernetes`` clients from kubeconfig *text* (member kubeconfigs are secrets
+  handed over by a provider and never touch disk here) or from an endpoint + service-account
+  token (what the federation control plane itself uses to reach a member);
+* :class:`Kube`, dict-in/dict-out access to one API server through the official typed APIs
+  (``CoreV1Api``, ``RbacAuthorizationV1Api``, ``BatchV1Api``, ``AppsV1Api``) and
+  ``CustomObjectsApi`` for custom kinds — JSON is read raw (``_preload_content=False``), which is
+  both what the plugins want and fast for 10 000 pods;
+* :func:`kube_errors`, the one place where the SDK's exceptions become burst's typed errors
+  (``BacklogUnavailable`` for the backlog source, ``FederationError`` for federations), with
+  the action as context and never a token in the message;
+* the member-side service account that ``kubefedctl join`` / ``karmadactl join`` create
+  (:class:`MemberAccount`), shared by both federations.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import urllib3
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import new_client_from_config_dict
+from kubernetes.config.config_exception import ConfigException
+
+from burst.errors import BurstError
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+
+#: Namespaces whose pods are the cluster's own machinery, not work.
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+
+
+class KubeconfigError(ValueError):
+    """A kubeconfig that cannot be used; the message never quotes the file's content."""
+
+
+# ------------------------------------------------------------------------------------------------
+# kubeconfig handling
+# ------------------------------------------------------------------------------------------------
+
+
+def parse_kubeconfig(text: str) -> JSON:
+    """The kubeconfig as a dict; YAML errors name the line, not the (secret) content."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise KubeconfigError(f"the kubeconfig is not valid YAML{where}") from None
+    if not isinstance(doc, dict) or not doc.get("clusters"):
+        raise KubeconfigError("the kubeconfig has no clusters")
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterEndpoint:
+    """Where a cluster's API is and which CA signs it (base64 PEM, may be empty)."""
+
+    server: str
+    ca_data: str = ""
+    insecure: bool = False
+
+
+def kubeconfig_endpoint(doc: JSON, context: str | None = None) -> ClusterEndpoint:
+    """The API endpoint of the kubeconfig's (current or named) context."""
+    ctx_name = context or doc.get("current-context")
+    contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or []}
+    clusters = {c.get("name"): c.get("cluster") or {} for c in doc.get("clusters") or []}
+    if ctx_name:
+        if ctx_name not in contexts:
+            raise KubeconfigError(f"the kubeconfig has no context {ctx_name!r}")
+        cluster = clusters.get(contexts[ctx_name].get("cluster"))
+    else:
+        cluster = next(iter(clusters.values()), None)
+    if not cluster or not cluster.get("server"):
+        raise KubeconfigError("the kubeconfig's cluster has no server")
+    ca = str(cluster.get("certificate-authority-data") or "")
+    if not ca and cluster.get("certificate-authority"):
+        try:
+            with open(str(cluster["certificate-authority"]), "rb") as fh:
+                ca = base64.b64encode(fh.read()).decode()
+        except OSError as err:
+            raise KubeconfigError(f"the kubeconfig's certificate-authority cannot be read: {err}") from err
+    return ClusterEndpoint(str(cluster["server"]), ca, bool(cluster.get("insecure-skip-tls-verify")))
+
+
+def _configuration(retries: int) -> Configuration:
+    conf = cast(Configuration, type.__call__(Configuration))  # a fresh one, not the global default
+    conf.retries = retries
+    return conf
+
+
+def client_from_kubeconfig(text: str, context: str | None = None, *, retries: int = 1) -> tuple[ApiClient, str]:
+    """An ApiClient for the kubeconfig text and its endpoint URL (for messages).
+
+    Everything the official loader supports works (tokens, client certificates, exec plugins);
+    nothing is written back to the kubeconfig.
+    """
+    doc = parse_kubeconfig(text)
+    endpoint = kubeconfig_endpoint(doc, context)
+    try:
+        api = new_client_from_config_dict(  # type: ignore[no-untyped-call]
+            doc, context=context, persist_config=False, client_configuration=_configuration(retries)
+        )
+    except ConfigException as err:
+        raise KubeconfigError(f"the kubeconfig is not usable: {err}") from err
+    return cast(ApiClient, api), endpoint.server
+
+
+def client_from_token(endpoint: ClusterEndpoint, token: str, *, retries: int = 1) -> ApiClient:
+    """An ApiClient that authenticates with a bearer token (a member's service-account token)."""
+    conf = _configuration(retries)
+    conf.host = endpoint.server.rstrip("/")
+    conf.api_key = {"authorization": f"Bearer {token}"}
+    if endpoint.ca_data:
+        with tempfile.NamedTemporaryFile("wb", prefix="burst-ca-", suffix=".crt", delete=False) as fh:
+            fh.write(base64.b64decode(endpoint.ca_data))
+        conf.ssl_ca_cert = fh.name
+    conf.verify_ssl = not endpoint.insecure
+    return ApiClient(configuration=conf)
+
+
+# ------------------------------------------------------------------------------------------------
+# the one exception boundary
+# ------------------------------------------------------------------------------------------------
+
+
+def _status_message(err: ApiException) -> str:
+    try:
+        body = json.loads(err.body or "")
+    except (ValueError, TypeError):
+        return str(err.reason or "")
+    return str(body.get("message") or err.reason or "") if isinstance(body, dict) else str(err.reason or "")
+
+
+def describe(err: BaseException, endpoint: str) -> str:
+    """One line about an SDK failure, naming the API server; never includes credentials."""
+    if isinstance(err, ApiException):
+        status = err.status or 0
+        if status == 401:
+            return f"the API server at {endpoint} rejected the credentials (401 Unauthorized: token wrong or expired)"
+        if status == 403:
+            return (
+                f"the API server at {endpoint} refused: {_status_message(err)} (403 Forbidden: missing RBAC permission)"
+            )
+        return f"the API server at {endpoint} answered {status} {err.reason}: {_status_message(err)}"
+    if isinstance(err, KubeconfigError):
+        return str(err)
+    if isinstance(err, urllib3.exceptions.MaxRetryError):
+        reason = err.reason
+        return f"cannot reach the API server at {endpoint}: {type(reason).__name__ if reason else 'retries exhausted'}"
+    if isinstance(err, urllib3.exceptions.HTTPError | OSError):
+        return f"cannot reach the API server at {endpoint}: {type(err).__name__}"
+    return f"{type(err).__name__} talking to {endpoint}"
+
+
+@contextmanager
+def kube_errors(action: str, error: type[BurstError], endpoint: str = "") -> Iterator[None]:
+    """Turn SDK exceptions raised inside into ``error(f"{action}: …")`` (``raise … from err``)."""
+    try:
+        yield
+    except (ApiException, KubeconfigError, urllib3.exceptions.HTTPError, OSError) as err:
+        raise error(f"{action}: {describe(err, endpoint or 'the configured endpoint')}") from err
+
+
+def status_of(err: BaseException) -> int:
+    """The HTTP status of an ApiException inside a BurstError (0 when there is none)."""
+    cause = err.__cause__ if isinstance(err, BurstError) else err
+    return int(cause.status or 0) if isinstance(cause, ApiException) else 0
+
+
+# ------------------------------------------------------------------------------------------------
+# dict-in/dict-out access to one API server
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A resource as the API serves it: ``Kind("v1", "Secret", "secrets")``."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def snake(self) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.kind).lower()
+
+
+NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
+NODE = Kind("v1", "Node", "nodes", namespaced=False)
+POD = Kind("v1", "Pod", "pods")
+SECRET = Kind("v1", "Secret", "secrets")
+SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts")
+CLUSTER_ROLE = Kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False)
+CLUSTER_ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False)
+JOB = Kind("batch/v1", "Job", "jobs")
+
+_TYPED_APIS: dict[str, Any] = {
+    "v1": k8s.CoreV1Api,
+    "rbac.authorization.k8s.io/v1": k8s.RbacAuthorizationV1Api,
+    "batch/v1": k8s.BatchV1Api,
+    "apps/v1": k8s.AppsV1Api,
+}
+
+
+def _json(resp: Any) -> Any:
+    """The JSON body of a raw (``_preload_content=False``) response."""
+    return json.loads(resp.data or b"null")
+
+
+@dataclass
+class Kube:
+    """One API server.  Methods return plain dicts (camelCase, as on the wire).
+
+    ``get`` returns None and ``delete`` False for missing objects; ``create`` returns None when the
+    object already exists (join steps are idempotent that way).  Other API errors propagate as the
+    SDK's exceptions, for :func:`kube_errors` to convert at the plugin boundary.
+    """
+
+    api: ApiClient
+    endpoint: str
+    timeout_s: float = 15.0
+    page_size: int = 2000
+    _apis: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _typed(self, kind: Kind) -> Any:
+        if kind.api_version not in self._apis:
+            self._apis[kind.api_version] = _TYPED_APIS[kind.api_version](self.api)
+        return self._apis[kind.api_version]
+
+    def _custom(self) -> Any:
+        if "custom" not in self._apis:
+            self._apis["custom"] = k8s.CustomObjectsApi(self.api)
+        return self._apis["custom"]
+
+    def _opts(self) -> dict[str, Any]:
+        return {"_preload_content": False, "_request_timeout": self.timeout_s}
+
+    def get(self, kind: Kind, name: str, namespace: str = "") -> JSON | None:
+        try:
+            if kind.api_version in _TYPED_APIS:
+                api = self._typed(kind)
+                if kind.namespaced:
+                    resp = getattr(api, f"read_namespaced_{kind.snake}")(name, namespace, **self._opts())
+                else:
+                    resp = getattr(api, f"read_{kind.snake}")(name, **self._opts())
+            elif kind.namespaced:
+                resp = self._custom().get_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, name, **self._opts()
+                )
+            else:
+                resp = self._custom().get_cluster_custom_object(
+                    kind.group, kind.version, kind.plural, name, **self._opts()
+                )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return cast(JSON, _json(resp))
+
+    def list(self, kind: Kind, namespace: str = "", *, labels: str = "", fields: str = "") -> list[JSON]:
+        """Every matching object, following ``continue`` pages; all namespaces when ``namespace`` is ""."""
+        items: list[JSON] = []
+        token: str | None = None
+        while True:
+            query: dict[str, Any] = {"limit": self.page_size, **self._opts()}
+            if labels:
+                query["label_selector"] = labels
+            if fields:
+                query["field_selector"] = fields
+            if token:
+                query["_continue"] = token
+            if kind.api_version in _TYPED_APIS:
+                api = self._typed(kind)
+                if not kind.namespaced:
+                    resp = getattr(api, f"list_{kind.snake}")(**query)
+                elif namespace:
+                    resp = getattr(api, f"list_namespaced_{kind.snake}")(namespace, **query)
+                else:
+                    resp = getattr(api, f"list_{kind.snake}_for_all_namespaces")(**query)
+            elif kind.namespaced and namespace:
+                resp = self._custom().list_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, **query
+                )
+            else:
+                resp = self._custom().list_cluster_custom_object(kind.group, kind.version, kind.plural, **query)
+            page = _json(resp)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def create(self, kind: Kind, obj: JSON, namespace: str = "") -> JSON | None:
+        body = {"apiVersion": kind.api_version, "kind": kind.kind, **obj}
+        try:
+            if kind.api_version in _TYPED_APIS:
+                api = self._typed(kind)
+                if kind.namespaced:
+                    resp = getattr(api, f"create_namespaced_{kind.snake}")(namespace, body, **self._opts())
+                else:
+                    resp = getattr(api, f"create_{kind.snake}")(body, **self._opts())
+            elif kind.namespaced:
+                resp = self._custom().create_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, body, **self._opts()
+                )
+            else:
+                resp = self._custom().create_cluster_custom_object(
+                    kind.group, kind.version, kind.plural, body, **self._opts()
+                )
+        except ApiException as err:
+            if err.status == 409:
+                return None
+            raise
+        return cast(JSON, _json(resp))
+
+    def patch(self, kind: Kind, name: str, patch: JSON, namespace: str = "") -> JSON:
+        """A merge patch (strategic merge for built-in kinds, which is the same for maps and scalars)."""
+        if kind.api_version in _TYPED_APIS:
+            api = self._typed(kind)
+            if kind.namespaced:
+                resp = getattr(api, f"patch_namespaced_{kind.snake}")(name, namespace, patch, **self._opts())
+            else:
+                resp = getattr(api, f"patch_{kind.snake}")(name, patch, **self._opts())
+        elif kind.namespaced:
+            resp = self._custom().patch_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, name, patch, **self._opts()
+            )
+        else:
+            resp = self._custom().patch_cluster_custom_object(
+                kind.group, kind.version, kind.plural, name, patch, **self._opts()
+            )
+        return cast(JSON, _json(resp))
+
+    def replace(self, kind: Kind, obj: JSON) -> JSON:
+        """PUT ``obj`` (a custom object read earlier): a changed resourceVersion is a 409."""
+        meta = obj["metadata"]
+        if kind.namespaced:
+            resp = self._custom().replace_namespaced_custom_object(
+                kind.group, kind.version, meta["namespace"], kind.plural, meta["name"], obj, **self._opts()
+            )
+        else:
+            resp = self._custom().replace_cluster_custom_object(
+                kind.group, kind.version, kind.plural, meta["name"], obj, **self._opts()
+            )
+        return cast(JSON, _json(resp))
+
+    def delete(self, kind: Kind, name: str, namespace: str = "") -> bool:
+        try:
+            if kind.api_version in _TYPED_APIS:
+                api = self._typed(kind)
+                if kind.namespaced:
+                    getattr(api, f"delete_namespaced_{kind.snake}")(name, namespace, **self._opts())
+                else:
+                    getattr(api, f"delete_{kind.snake}")(name, **self._opts())
+            elif kind.namespaced:
+                self._custom().delete_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, name, **self._opts()
+                )
+            else:
+                self._custom().delete_cluster_custom_object(kind.group, kind.version, kind.plural, name, **self._opts())
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def close(self) -> None:
+        self.api.close()  # type: ignore[no-untyped-call]
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers on objects
+# ------------------------------------------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
+
+
+def k8s_name(text: str, limit: int = 63) -> str:
+    """A DNS-1123 label made from ``text`` (burst cluster ids are usually one already)."""
+    name = _DNS_LABEL.sub("-", text.lower()).strip("-")[:limit].strip("-")
+    if not name:
+        raise ValueError(f"cannot make a Kubernetes name from {text!r}")
+    return name
+
+
+def condition(obj: JSON | None, type_: str) -> JSON | None:
+    """The ``status.conditions`` entry of ``type_``, if any."""
+    if not obj:
+        return None
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == type_:
+            return cond
+    return None
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def unb64(text: str | None) -> str:
+    return base64.b64decode(text or "").decode() if text else ""
+
+
+def running_pods(member: Kube, *, skip_namespaces: tuple[str, ...]) -> list[JSON]:
+    """Pods that are work running (or bound and starting) in a member.
+
+    Counted: every pod not Succeeded/Failed that is Running or bound to a node, outside the
+    system namespaces.  Not counted: DaemonSet pods (cluster machinery that never finishes,
+    which ``kubectl drain --ignore-daemonsets`` skips too) and unbound Pending pods (they cannot
+    start on a drained member and never ran, so removing the member kills nothing).
+    """
+    pods = member.list(POD, fields="status.phase!=Succeeded,status.phase!=Failed")
+    out = []
+    for pod in pods:
+        meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+        if meta.get("namespace") in skip_namespaces:
+            continue
+        if any(ref.get("kind") == "DaemonSet" for ref in meta.get("ownerReferences") or []):
+            continue
+        if status.get("phase") == "Running" or spec.get("nodeName"):
+            out.append(pod)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the member-side service account of a join
+# ------------------------------------------------------------------------------------------------
+
+#: What kubefedctl and karmadactl grant the control plane's account in a member: everything.
+FULL_ACCESS_RULES: list[JSON] = [
+    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+    {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAccount:
+    """The service account a federation control plane uses in a member, and its RBAC.
+
+    ``labels`` go on everything created (``burst.cluster`` and ``burst.owner`` among them), so
+    what burst created can be told from what was there.
+    """
+
+    namespace: str
+    name: str
+    cluster_role: str
+    labels: dict[str, str]
+
+    @property
+    def token_secret(self) -> str:
+        return f"{self.name}-token"
+
+    def ensure(self, member: Kube) -> tuple[str, str] | None:
+        """Create what is missing (idempotent); the token and CA (base64) once the member's token
+        controller has filled the secret, else None (ask again on a later tick)."""
+        labels = {**self.labels, MANAGED_BY: "burst"}
+        if member.get(NAMESPACE, self.namespace) is None:
+            member.create(NAMESPACE, {"metadata": {"name": self.namespace, "labels": labels}})
+        member.create(SERVICE_ACCOUNT, {"metadata": {"name": self.name, "labels": labels}}, self.namespace)
+        member.create(
+            CLUSTER_ROLE, {"metadata": {"name": self.cluster_role, "labels": labels}, "rules": FULL_ACCESS_RULES}
+        )
+        member.create(
+            CLUSTER_ROLE_BINDING,
+            {
+                "metadata": {"name": self.cluster_role, "labels": labels},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": self.cluster_role},
+                "subjects": [{"kind": "ServiceAccount", "name": self.name, "namespace": self.namespace}],
+            },
+        )
+        # Since Kubernetes 1.24 no token Secret is made for a service account: ask for one.
+        member.create(
+            SECRET,
+            {
+                "metadata": {
+                    "name": self.token_secret,
+                    "labels": labels,
+                    "annotations": {SA_NAME_ANNOTATION: self.name},
+                },
+                "type": SA_TOKEN_TYPE,
+            },
+            self.namespace,
+        )
+        secret = member.get(SECRET, self.token_secret, self.namespace) or {}
+        data = secret.get("data") or {}
+        if not data.get("token"):
+            return None
+        return unb64(data["token"]), str(data.get("ca.crt") or "")
+
+    def remove(self, member: Kube) -> None:
+        """Delete what :meth:`ensure` created; missing objects are fine.
+
+        Order matters: the caller may be authenticated *as* this account, and deleting the
+        account revokes its token.  So bindings go first, then the account (or its namespace, when
+        burst created it), then — if still allowed — the token Secret.
+        """
+        member.delete(CLUSTER_ROLE_BINDING, self.cluster_role)
+        member.delete(CLUSTER_ROLE, self.cluster_role)
+        ns = member.get(NAMESPACE, self.namespace)
+        ours = bool(ns) and all(
+            ((ns or {}).get("metadata") or {}).get("labels", {}).get(k) == v
+            for k, v in {**self.labels, MANAGED_BY: "burst"}.items()
+        )
+        if ours:
+            member.delete(NAMESPACE, self.namespace)
+            return
+        member.delete(SERVICE_ACCOUNT, self.name, self.namespace)
+        try:
+            member.delete(SECRET, self.token_secret, self.namespace)
+        except ApiException as err:
+            # Authenticated as the account just deleted: its token is gone, and the member's
+            # token controller deletes the token Secret of a deleted account by itself.
+            if err.status not in (401, 403):
+                raise
