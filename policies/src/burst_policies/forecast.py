@@ -105,6 +105,7 @@ class ForecastPolicy:
         #: slot index → the largest burstable demand seen in it; keys in increasing order.
         self._seen: dict[int, float] = {}
         self._order: deque[int] = deque()
+        self._largest = 0.0
         self._horizon: timedelta | None = cfg.horizon
         self._wanting = False
 
@@ -121,6 +122,9 @@ class ForecastPolicy:
         s = self.slot_of(t)
         if self._order and s < self._order[-1]:
             return  # time never goes backwards in one run; ignore a replayed older sample
+        #: The largest value ever seen sizes the clusters whose latency sets the horizon (an
+        #: over-estimate after old peaks are forgotten only makes the pre-warm a little earlier).
+        self._largest = max(self._largest, cores)
         if s not in self._seen:
             self._order.append(s)
             self._seen[s] = cores
@@ -166,7 +170,7 @@ class ForecastPolicy:
         if not inp.demand.stale:  # a blind tick is not an empty queue: learn nothing from it
             self.observe(now, burstable_cores(inp.demand))
         first = self.slot_of(now)
-        horizon, why = self.horizon(inp, max(1, int(max(self._seen.values(), default=1))))
+        horizon, why = self.horizon(inp, max(1, math.ceil(self._largest)))
         self._horizon = horizon
         last = self.slot_of(now + horizon)
         peak_slot, peak, how = first, 0.0, ""
@@ -181,10 +185,11 @@ class ForecastPolicy:
             self._wanting = False
             return []
         self._wanting = True
-        # The predicted peak lasts while the prediction stays up (looked at up to a day ahead): that
-        # is when the capacity is expected to be released, for the budget's committed spend.
-        end = peak_slot + 1
-        while end <= peak_slot + self._day_slots and self.predict(end)[0] >= self.cfg.min_cores:
+        # The predicted peak lasts while the prediction stays up (looked at up to a week, or one
+        # period, ahead): when the capacity is expected to be released, for the budget's
+        # committed spend.
+        end, stop = peak_slot + 1, peak_slot + min(7 * self._day_slots, *self._period_slots.values())
+        while end < stop and self.predict(end)[0] >= self.cfg.min_cores:
             end += 1
         at = self.slot_start(peak_slot)
         when = "now" if peak_slot == first else f"in {format_duration(at - now)}"
