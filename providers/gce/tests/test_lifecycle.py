@@ -279,3 +279,38 @@ def test_get_reads_node_pool_via_the_api_shape(gke: FakeGke) -> None:
         "n2-standard-8",
         True,
     )
+
+
+@pytest.mark.parametrize(
+    ("cluster_status", "pool_status", "expected"),
+    [
+        ("PROVISIONING", "PROVISIONING", CloudStatus.CREATING),
+        ("RUNNING", "PROVISIONING", CloudStatus.CREATING),
+        ("RUNNING", "RUNNING", CloudStatus.READY),
+        ("RUNNING", "RUNNING_WITH_ERROR", CloudStatus.READY),
+        ("RUNNING", "RECONCILING", CloudStatus.RESIZING),
+        ("RUNNING", "ERROR", CloudStatus.FAILED),
+        ("RECONCILING", "RUNNING", CloudStatus.RESIZING),
+        ("STOPPING", "STOPPING", CloudStatus.DELETING),
+        ("ERROR", "ERROR", CloudStatus.FAILED),
+        ("DEGRADED", "RUNNING", CloudStatus.READY),
+    ],
+)
+def test_every_gke_status_maps_to_a_cloud_status(
+    gke: FakeGke, cluster_status: str, pool_status: str, expected: CloudStatus
+) -> None:
+    p = provider(gke)
+    create_until_ready(p, spec())
+    cluster = gke.cluster(PROJECT, ZONE, "burst-c1")
+    assert cluster is not None
+    with gke.lock:  # what GKE would report in that state
+        cluster["status"] = cluster_status
+        cluster["statusMessage"] = f"cluster says {cluster_status}"
+        cluster["nodePools"][0]["status"] = pool_status
+        cluster["nodePools"][0]["statusMessage"] = f"pool says {pool_status}"
+    got = p.get_cluster("burst-c1")
+    assert got.status is expected
+    if cluster_status == "DEGRADED":
+        assert got.message == "degraded: cluster says DEGRADED"
+    if pool_status in ("RUNNING_WITH_ERROR", "ERROR") and cluster_status == "RUNNING":
+        assert "pool says" in got.message
