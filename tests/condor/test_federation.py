@@ -119,6 +119,9 @@ def test_join_creates_namespace_token_secret_and_startd_daemonset(
     assert env["_CONDOR_BurstCluster"] == '"burst-c1"'
     assert env["_CONDOR_BurstCampaign"] == '"moriond-2027"'
     assert env["_CONDOR_BurstOwner"] == '"burst"'
+    # what the startd will publish: ClassAd string literals that evaluate to the ids
+    assert classad2.ExprTree(env["_CONDOR_BurstCluster"]).eval() == "burst-c1"
+    assert classad2.ExprTree(env["_CONDOR_BurstCampaign"]).eval() == "moriond-2027"
     assert set(env["_CONDOR_STARTD_ATTRS"].split()) >= {"$(STARTD_ATTRS)", "BurstCluster", "BurstCampaign"}
     # one partitionable slot sized to the node, less what the kubelet keeps
     assert (env["NUM_CPUS"], env["MEMORY"]) == ("15", str(65536 - 2048))
@@ -136,6 +139,13 @@ def test_join_creates_namespace_token_secret_and_startd_daemonset(
         "burst.cluster": "burst-c1",
     }
     assert pod.get("nodeSelector") is None
+
+
+def test_odd_campaign_names_stay_one_classad_string() -> None:
+    from burst.federation.htcondor import _quoted
+
+    for name in ['He said "go"', "back\\slash", ""]:
+        assert classad2.ExprTree(_quoted(name)).eval() == name
 
 
 def test_gpu_nodes_get_the_gpu_resource(member: KubeApiServer, connector: FakeConnector, token_file: Path) -> None:
