@@ -208,6 +208,8 @@ def test_asynchronous_create_failures(
     assert message.split(":", maxsplit=1)[0] in str(caught.value)
     failed = p.get_cluster("burst-c1")
     assert failed.status is CloudStatus.FAILED and message in failed.message
+    with pytest.raises(ProvisioningFailed, match="delete it"):
+        p.resize("burst-c1", 5)
     # The failed cluster can be removed like any other, and is then gone.
     with pytest.raises(NotFound):
         for _ in range(10):

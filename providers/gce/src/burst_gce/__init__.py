@@ -375,7 +375,9 @@ class GceProvider:
             return view  # already that size: a no-op
         if view.status is CloudStatus.RESIZING and self._asked_sizes.get(name) == nodes:
             return view  # our own setSize to this size is still running
-        if view.status in (CloudStatus.CREATING, CloudStatus.DELETING, CloudStatus.FAILED):
+        if view.status is CloudStatus.FAILED:
+            raise ProvisioningFailed(f"resizing cluster {name}: the cluster failed ({view.message}); delete it")
+        if view.status in (CloudStatus.CREATING, CloudStatus.DELETING):
             raise ClusterBusy(f"resizing cluster {name}: cluster is {view.status} ({view.message})")
         pool = self._pool_path(name, cluster)
         with _sdk_errors(f"resizing cluster {name} to {nodes} nodes"):
