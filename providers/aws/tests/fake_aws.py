@@ -241,7 +241,7 @@ class FakeAws:
             cluster = str(body.get("name", ""))
         elif operation == "CreateNodegroup":
             nodegroup = str(body.get("nodegroupName", ""))
-        status, out_headers, out = self._answer(
+        status, out_headers, out, held = self._answer(
             operation=operation,
             method=method,
             raw_path=raw_path,
@@ -253,6 +253,9 @@ class FakeAws:
         if not path.startswith("/moto-api"):
             with self._lock:
                 self.requests.append(Seen(operation, method, path, cluster, nodegroup, body, headers, status))
+        if held:  # recorded first, so the test sees the call that reached AWS
+            self.held.set()
+            self._release.wait(timeout=30)
         return status, out_headers, out
 
     def _answer(
@@ -265,23 +268,21 @@ class FakeAws:
         nodegroup: str,
         headers: dict[str, str],
         raw: bytes,
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, dict[str, str], bytes, bool]:
+        """(status, headers, body, whether to hold the answer)."""
         fault = self._take_fault(operation, cluster)
         if fault is not None:
-            return _error(fault.status, fault.code, fault.body, fault.headers)
+            return (*_error(fault.status, fault.code, fault.body, fault.headers), False)
         faked = self._faked(operation, cluster, nodegroup)
         if faked is not None:
-            return faked
+            return (*faked, False)
         status, up_headers, out = self._forward(method, raw_path, headers, raw)
         out = self._after(operation, cluster, nodegroup, status, out)
         with self._lock:
             hold = self._state.hold_operation == operation
             if hold:
                 self._state.hold_operation = None
-        if hold:
-            self.held.set()
-            self._release.wait(timeout=30)
-        return status, up_headers, out
+        return status, up_headers, out, hold
 
     def _take_fault(self, operation: str, cluster: str) -> _Fault | None:
         with self._lock:
