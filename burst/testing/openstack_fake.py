@@ -74,6 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _serve(self) -> None:
+        if self.server.fake.stopped:  # a kept-alive connection outliving stop(): hang up, like a dead host
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body: Any = None
@@ -151,15 +154,18 @@ class KeystoneFake:
         self.lock = threading.RLock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.stopped = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> KeystoneFake:
+        self.stopped = False
         self._server = _Server(self)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self.stopped = True
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -356,3 +356,12 @@ def test_crash_mid_create_then_retry_makes_exactly_one_cluster(magnum: Any, ctx:
     create_until_ready(p, ClusterSpec("burst-crash", "cern", "cern", "m2.xlarge", 2, "cern-burst"))
     assert len(magnum.clusters) == 1
     assert len(magnum.sent("POST", r"/magnum/v1/clusters$")) == 1
+
+
+def test_unreachable_cloud_is_a_retryable_provider_error(magnum: Any, ctx: Any) -> None:
+    p = make(ctx)
+    p.list_clusters("cern-burst")
+    magnum.stop()
+    with pytest.raises(ProviderError) as info:
+        p.get_cluster("burst-m1")
+    assert type(info.value) is ProviderError and info.value.retryable

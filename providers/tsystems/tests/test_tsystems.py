@@ -209,7 +209,7 @@ def test_sold_out_node_pool_fails_provisioning(cce: Any, ctx: Any) -> None:
             {},
             AuthFailed,
         ),
-        (404, {"error_code": "CCE.01404001", "error_msg": "project not found"}, {}, NotFound),
+        (404, {"error_code": "CCE.01404001", "error_msg": "subnet net-1 not found"}, {}, ProviderError),
         (500, {"error_code": "CCE.01500001", "error_msg": "internal error"}, {}, ProviderError),
     ],
 )
@@ -249,6 +249,9 @@ def test_bad_credentials_are_auth_failed(cce: Any, ctx: Any) -> None:
 
 def test_get_and_delete_of_missing_cluster_is_not_found(cce: Any, ctx: Any) -> None:
     p = make(ctx)
+    cce.inject("GET", r"/clusters$", 404, {"error_code": "CCE.01404001", "error_msg": "Resource not found"})
+    with pytest.raises(NotFound, match="Resource not found"):
+        p.list_clusters("cern-burst")
     with pytest.raises(NotFound):
         p.get_cluster("burst-none")
     with pytest.raises(NotFound):
@@ -345,3 +348,19 @@ def test_crash_mid_create_then_retry_makes_exactly_one_cluster(cce: Any, ctx: An
     assert len(cce.clusters) == 1
     assert len(cce.sent("POST", r"/clusters$")) == 1
     assert len(cce.sent("POST", r"/nodepools$")) == 1
+
+
+def test_unreachable_cloud_is_a_retryable_provider_error(cce: Any, ctx: Any) -> None:
+    p = make(ctx)
+    p.list_clusters("cern-burst")
+    cce.stop()
+    with pytest.raises(ProviderError) as info:
+        p.get_cluster("burst-c1")
+    assert type(info.value) is ProviderError and info.value.retryable
+
+
+def test_malformed_answer_is_a_provider_error(cce: Any, ctx: Any) -> None:
+    p = make(ctx)
+    cce.inject("GET", r"/quotas$", 200, {"quotas": [{"quotaKey": "cluster"}]})
+    with pytest.raises(ProviderError, match="unexpected answer from CCE"):
+        p.quota()

@@ -205,6 +205,9 @@ def _boundary(action: str) -> Iterator[None]:
         yield
     except ProviderError:
         raise
+    except (KeyError, TypeError, ValueError) as err:
+        # a Magnum answer without a field its API reference promises
+        raise ProviderError(f"{action}: unexpected answer from Magnum ({type(err).__name__}: {err})") from err
     except Exception as err:
         if _is_sdk_error(err):
             raise translate_error(err, action) from err
@@ -401,7 +404,7 @@ class OpenStackProvider:
                 self.coe.create_cluster(**attrs)
             except exceptions.NotFoundException as err:
                 # a missing template, flavor or key pair: configuration, not "already gone"
-                raise ProviderError(f"{action}: {translate_error(err, 'request').args[0]}") from err
+                raise ProviderError(translate_error(err, action).args[0]) from err
             return CloudCluster(
                 spec.cluster_id, CloudStatus.CREATING, 0, spec.nodes, attrs["labels"], "Magnum cluster requested",
                 spec.flavor, self.config.region,

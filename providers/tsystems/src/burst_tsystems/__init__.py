@@ -212,6 +212,9 @@ def _boundary(action: str) -> Iterator[None]:
         yield
     except ProviderError:
         raise
+    except (KeyError, TypeError, ValueError) as err:
+        # a CCE answer without a field its API reference promises
+        raise ProviderError(f"{action}: unexpected answer from CCE ({type(err).__name__}: {err})") from err
     except Exception as err:
         if _is_sdk_error(err):
             raise translate_error(err, action) from err
@@ -411,7 +414,7 @@ class TSystemsProvider:
         with _boundary(action):
             c = self._find(spec.cluster_id)
             if c is None:
-                self.conn.cce.create_cluster(**self._cluster_body(spec))
+                self._request_create(action, lambda: self.conn.cce.create_cluster(**self._cluster_body(spec)))
                 return CloudCluster(
                     spec.cluster_id,
                     CloudStatus.CREATING,
@@ -433,12 +436,23 @@ class TSystemsProvider:
             uid = c["metadata"]["uid"]
             pool = self._pool(uid)
             if pool is None:
-                self.conn.cce.create_node_pool(uid, **self._pool_body(spec))
+                self._request_create(action, lambda: self.conn.cce.create_node_pool(uid, **self._pool_body(spec)))
                 return replace(self._view(c, None), desired_nodes=spec.nodes, message="node pool requested")
             view = self._view(c, pool)
             if view.status is CloudStatus.FAILED:
                 raise ProvisioningFailed(f"{action}: {view.message}")
             return view
+
+    @staticmethod
+    def _request_create(action: str, send: Callable[[], Any]) -> None:
+        """Send a create request.  A 404 here means a missing project, VPC, subnet or flavor —
+        configuration — never the "already gone" that NotFound means to the reconciler."""
+        from openstack import exceptions
+
+        try:
+            send()
+        except exceptions.NotFoundException as err:
+            raise ProviderError(translate_error(err, action).args[0]) from err
 
     def resize(self, cluster_id: str, nodes: int) -> CloudCluster:
         with _boundary(f"resizing CCE cluster {cluster_id} to {nodes} nodes"):
