@@ -13,7 +13,7 @@ from burst_policies.budget import BudgetPolicyConfig
 from burst_policies.schedule import SchedulePolicy, SchedulePolicyConfig, cron_trigger, crontab_weekdays
 from pydantic import ValidationError
 
-from burst.api import PolicyInput, ProviderLimits, Shape, Spend, Target, Want
+from burst.api import ConfigError, PolicyInput, ProviderLimits, Shape, Spend, Target, Want
 from burst.policy import CapacityPolicy, LimitPolicy, Placement, PolicyStack, merge_wants
 from burst.registry import config_class
 
@@ -322,3 +322,40 @@ def test_stack_with_schedule_backlog_stand_in_and_budget() -> None:
     # Before the window the stack's wake is the pre-warm start (the lead was learned at decide()).
     sched.want(policy_input(utc(2027, 1, 1), offerings=OFFERS))
     assert stack.next_wake(utc(2027, 1, 1)) == START - timedelta(minutes=35)
+
+
+def test_the_yaml_of_all_three_policies_loads_and_builds() -> None:
+    """The config file as an operator writes it (DESIGN.md's example plus cron and forecast)."""
+    from burst.config import parse
+
+    cfg = parse(
+        """
+onprem: {cores: 100}
+providers: {tsystems: {kind: local, cloud: tsystems}}
+policies:
+  - {kind: schedule, name: moriond-2027, start: 2027-03-01, end: 2027-03-20, cores: 8000,
+     prefer: [tsystems, gce]}
+  - {kind: schedule, name: nightly, cron: "0 20 * * 1-5", duration: 10h, clusters: 2, nodes: 16}
+  - {kind: budget, monthly: 40000 EUR, campaigns: {moriond-2027: 20000 EUR}, warn_at: 0.8}
+  - {kind: forecast, quantile: 0.9, periods: [week, year]}
+""",
+        "burst.yaml",
+    )
+    built = [p.build() for p in cfg.policies]
+    assert [type(p).__name__ for p in built] == ["SchedulePolicy", "SchedulePolicy", "BudgetPolicy", "ForecastPolicy"]
+    assert [p.name for p in built] == ["moriond-2027", "nightly", "budget", "forecast"]
+
+
+def test_a_bad_window_in_yaml_names_file_and_line() -> None:
+    from burst.config import parse
+
+    with pytest.raises(ConfigError, match=r"burst.yaml:5: policies.0: .*end must be after start"):
+        parse(
+            """
+onprem: {cores: 100}
+providers: {tsystems: {kind: local, cloud: tsystems}}
+policies:
+  - {kind: schedule, name: late, start: 2027-03-20, end: 2027-03-01, cores: 8}
+""",
+            "burst.yaml",
+        )
