@@ -250,6 +250,7 @@ def test_next_wake_lets_a_simulation_skip_a_whole_week_of_cron_windows() -> None
         ({"start": None, "end": None, "cron": "0 8 * *", "duration": "1h"}, "cron needs 5 fields"),
         ({"start": None, "end": None, "cron": "0 25 * * *", "duration": "1h"}, "bad cron expression"),
         ({"start": "soon"}, "not a date or timestamp"),
+        ({"start": None, "end": None, "cron": "0 8 1 * mon", "duration": "1h"}, "both day of month and day of week"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
     ],
 )

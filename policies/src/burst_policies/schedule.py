@@ -189,6 +189,12 @@ def cron_trigger(expr: str) -> CronTrigger:
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"cron needs 5 fields (minute hour day month day-of-week), got {expr!r}")
+    if fields[2] not in {"*", "?"} and fields[4] not in {"*", "?"}:
+        # crontab fires when *either* field matches, APScheduler only when both do.
+        raise ValueError(
+            f"cron {expr!r} restricts both day of month and day of week, which crontab and APScheduler "
+            "read differently; write two schedule entries instead"
+        )
     fields[4] = crontab_weekdays(fields[4])
     try:
         return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
