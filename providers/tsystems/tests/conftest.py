@@ -261,6 +261,9 @@ class CceFake(KeystoneFake):
         spec = body.get("spec") or {}
         tmpl = spec.get("nodeTemplate") or {}
         missing = [k for k in ("flavor", "os", "login", "rootVolume", "dataVolumes") if k not in tmpl]
+        login = tmpl.get("login") or {}
+        if not (login.get("sshKey") or login.get("userPassword")):
+            missing.append("login.sshKey or login.userPassword")
         if missing or "initialNodeCount" not in spec:
             return _err(400, "CCE.01400001", f"Invalid node pool spec: missing {missing or 'initialNodeCount'}")
         pid = str(uuid.uuid4())

@@ -302,8 +302,9 @@ def test_offerings_and_price_override(ctx: Any) -> None:
 def test_config_rejects_unknown_keys_and_needs_network() -> None:
     with pytest.raises(ValueError, match="password"):
         TSystemsProviderConfig.model_validate({**BASE, "password": "x"})
-    with pytest.raises(ValueError, match="vpc_id"):
-        TSystemsProviderConfig.model_validate({"kind": "tsystems", "subnet_id": "s"})
+    for key in ("vpc_id", "subnet_id", "keypair"):
+        with pytest.raises(ValueError, match=key):
+            TSystemsProviderConfig.model_validate({k: v for k, v in BASE.items() if k != key})
 
 
 CHILD = textwrap.dedent(
@@ -312,7 +313,7 @@ CHILD = textwrap.dedent(
     from burst.api import ClusterSpec, ProviderContext, SimClock
     from burst_tsystems import TSystemsProviderConfig
     cfg = TSystemsProviderConfig.model_validate(
-        {"kind": "tsystems", "cloud": "burst-test", "vpc_id": "vpc-1", "subnet_id": "net-1"})
+        {"kind": "tsystems", "cloud": "burst-test", "vpc_id": "vpc-1", "subnet_id": "net-1", "keypair": "k"})
     p = cfg.build("otc", ProviderContext(clock=SimClock(datetime(2026, 11, 25, tzinfo=UTC)), owner="cern-burst"))
     p.create_cluster(ClusterSpec("burst-crash", "otc", "eu-de", "s3.2xlarge.4", 2, "cern-burst"))
     print("finished")

@@ -115,7 +115,7 @@ class TSystemsProviderConfig(ProviderConfig):
     kubernetes_version: str = Field(default="v1.29")
     container_network_mode: str = Field(default="vpc-router")
     container_cidr: str = Field(default="172.16.0.0/16")
-    keypair: str = Field(default="", description="ECS SSH key pair for the nodes (CCE requires one login method)")
+    keypair: str = Field(description="ECS SSH key pair of the nodes (CCE needs a login method for every node)")
     node_os: str = Field(default="EulerOS 2.9")
     root_volume_gb: int = Field(default=50, ge=40)
     data_volume_gb: int = Field(default=100, ge=20)
@@ -546,7 +546,7 @@ class TSystemsProvider:
             "flavor": spec.flavor,
             "az": cfg.availability_zone,
             "os": cfg.node_os,
-            "login": {"sshKey": cfg.keypair} if cfg.keypair else {},
+            "login": {"sshKey": cfg.keypair},
             "rootVolume": {"size": cfg.root_volume_gb, "volumetype": cfg.volume_type},
             "dataVolumes": [{"size": cfg.data_volume_gb, "volumetype": cfg.volume_type}],
             "billingMode": 0,
