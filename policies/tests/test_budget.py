@@ -13,7 +13,18 @@ from burst_policies.budget import BudgetPolicy, BudgetPolicyConfig, burn_per_hou
 from burst_policies.schedule import SchedulePolicyConfig
 from pydantic import ValidationError
 
-from burst.api import ClusterRecord, ClusterState, ConfigError, LimitPolicy, Money, Offering, Shape, Spend, Want
+from burst.api import (
+    ClusterRecord,
+    ClusterState,
+    ConfigError,
+    LimitPolicy,
+    Money,
+    Offering,
+    ProviderLimits,
+    Shape,
+    Spend,
+    Want,
+)
 from burst.policy import merge_wants
 from burst.registry import config_class
 
@@ -141,6 +152,19 @@ def test_control_plane_fees_count_in_the_commitment() -> None:
     assert w.cores == 8 * 8
 
 
+def test_control_planes_follow_the_providers_cluster_size() -> None:
+    """n aws nodes for 2 h cost (0.60 n + 0.10 × clusters) × 2.  With 9.90 EUR left: in one cluster
+    8 nodes cost 9.80 and fit; in clusters of 4 (the provider's limit) 8 nodes need 2 control planes
+    and cost 10.00, so only 7 fit (8.80)."""
+    spend = Spend("EUR", month_to_date=39990.1)
+    want = [Want(800, "backlog", "b")]
+    res = budget().limit(policy_input(NOW, offerings=[AWS], spend=spend), want)
+    assert [w.cores for w in res.wants] == [8 * 8]
+    limits = {"aws": ProviderLimits(max_nodes=100, max_clusters=10, nodes_per_cluster=4)}
+    res = budget().limit(policy_input(NOW, offerings=[AWS], spend=spend, limits=limits), want)
+    assert [w.cores for w in res.wants] == [7 * 8]
+
+
 def test_monthly_commitment_stops_at_month_end_but_a_campaign_cap_does_not() -> None:
     now = utc(2027, 3, 31, 14)
     spend = Spend("EUR", month_to_date=39000)
@@ -229,7 +253,7 @@ def test_a_cap_already_passed_drains_everything_it_can() -> None:
         "burst-ts-moriond",
     ]
     assert res.wants == ()
-    assert any("clusters already draining still burn 4.00 EUR/h" in n for n in res.notes)
+    assert any("4.00 EUR/h that no drain can stop still burn" in n for n in res.notes)
 
 
 def test_a_campaign_cap_drains_only_that_campaign() -> None:

@@ -240,7 +240,7 @@ class BudgetPolicy:
             drains.append(ForcedDrain(c.cluster_id, self.name, why))
             notes.append(f"{head}; draining {c.cluster_id}")
         if burn * _hours(window) > remaining:
-            notes.append(f"{head}; clusters already draining still burn {burn:,.2f} {cur}/h")
+            notes.append(f"{head}; {burn:,.2f} {cur}/h that no drain can stop still burn (clusters already leaving)")
 
         # 2. Cut wants so new capacity's committed spend fits what is left after the fleet's own
         # commitment: live capacity of a campaign whose want has an ``until`` is committed to it
@@ -290,7 +290,7 @@ class BudgetPolicy:
                 out.append(w)  # placement will report that nothing can hold it
                 continue
             until = release(w.until)
-            fit, cost = _fit(cands, extra, max(until - now, tick), avail)
+            fit, cost = _fit(inp, cands, extra, max(until - now, tick), avail)
             avail -= cost
             if fit >= extra:
                 out.append(w)
@@ -311,25 +311,30 @@ class BudgetPolicy:
         return [o for o in able if inp.backoff_until.get(o.provider, inp.now) <= inp.now] or able
 
 
-def _commit(o: Offering, nodes: int, span: timedelta) -> float:
+def _commit(o: Offering, nodes: int, span: timedelta, per_cluster: int) -> float:
     """Committed spend of ``nodes`` new nodes of ``o`` over ``span`` (at least the minimum billed
-    time), with one control plane per cluster of ``max_nodes_per_cluster``."""
+    time), with one control plane per cluster of ``per_cluster`` nodes."""
     hours = max(_hours(span), o.min_billed_s / 3600)
-    clusters = math.ceil(nodes / max(o.max_nodes_per_cluster, 1))
+    clusters = math.ceil(nodes / max(per_cluster, 1))
     return (nodes * o.price_per_hour + clusters * o.control_plane_per_hour) * hours
 
 
-def _fit(cands: Sequence[Offering], extra: int, span: timedelta, avail: float) -> tuple[int, float]:
+def _fit(inp: PolicyInput, cands: Sequence[Offering], extra: int, span: timedelta, avail: float) -> tuple[int, float]:
     """The most extra cores (≤ ``extra``) whose committed spend fits ``avail`` on *every* candidate
     (placement rounds cores up to whole nodes of the offering it picks), and that spend."""
     if avail <= 0:
         return 0, 0.0
+
+    def per_cluster(o: Offering) -> int:
+        lim = inp.limits.get(o.provider)
+        return lim.nodes_per_cluster if lim else o.max_nodes_per_cluster
+
     fit = extra
     for o in cands:
         lo, hi = 0, math.ceil(extra / o.cpus)  # binary search: the most nodes whose commitment fits
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if _commit(o, mid, span) <= avail else (lo, mid - 1)
+            lo, hi = (mid, hi) if _commit(o, mid, span, per_cluster(o)) <= avail else (lo, mid - 1)
         fit = min(fit, lo * o.cpus)
-    cost = max(_commit(o, math.ceil(fit / o.cpus), span) for o in cands) if fit > 0 else 0.0
+    cost = max(_commit(o, math.ceil(fit / o.cpus), span, per_cluster(o)) for o in cands) if fit > 0 else 0.0
     return fit, cost

@@ -321,7 +321,10 @@ class SchedulePolicy:
             return timedelta(0), "pre-warm off"
         if off is None:
             return self.cfg.margin, "no offering can hold the shape"
-        p90 = provisioning_p90(inp, off, max(cores, off.cpus))
+        if self.cfg.nodes is not None:  # clusters × nodes: the cluster size is given
+            p90 = inp.provisioning_p90_s(off, self.cfg.nodes)
+        else:
+            p90 = provisioning_p90(inp, off, max(cores, off.cpus))
         source = "measured" if off.provider in inp.latency_p90_s else "model"
         lead = min(timedelta(seconds=p90) + self.cfg.margin, self.cfg.max_prewarm)
         return lead, f"{off.provider} p90 provisioning {format_duration(p90)} ({source})"
