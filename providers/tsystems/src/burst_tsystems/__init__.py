@@ -340,6 +340,11 @@ class TSystemsProvider:
                 return dict(p)
         return None
 
+    def _pool_if_up(self, c: dict[str, Any]) -> dict[str, Any] | None:
+        """The node pool, read only when the control plane is up (before that there is none)."""
+        phase = c.get("status", {}).get("phase", "")
+        return self._pool(c["metadata"]["uid"]) if CLUSTER_PHASES.get(phase) is CloudStatus.READY else None
+
     def _view(self, c: dict[str, Any], pool: dict[str, Any] | None) -> CloudCluster:
         """burst's view of a CCE cluster and its node pool."""
         meta, status = c.get("metadata", {}), c.get("status", {})
@@ -396,8 +401,7 @@ class TSystemsProvider:
     def get_cluster(self, cluster_id: str) -> CloudCluster:
         with _boundary(f"reading CCE cluster {cluster_id}"):
             c = self._must_find(cluster_id, "reading")
-            pool = self._pool(c["metadata"]["uid"]) if c["status"].get("phase") == "Available" else None
-            return self._view(c, pool)
+            return self._view(c, self._pool_if_up(c))
 
     def list_clusters(self, owner: str) -> Sequence[CloudCluster]:
         with _boundary("listing CCE clusters"):
@@ -405,8 +409,7 @@ class TSystemsProvider:
             for c in self._clusters():
                 if _tags(c).get(OWNER_TAG) != owner:
                     continue
-                pool = self._pool(c["metadata"]["uid"]) if c.get("status", {}).get("phase") == "Available" else None
-                out.append(self._view(c, pool))
+                out.append(self._view(c, self._pool_if_up(c)))
             return out
 
     def create_cluster(self, spec: ClusterSpec) -> CloudCluster:
