@@ -676,9 +676,8 @@ def _with_message(view: CloudCluster, message: str) -> CloudCluster:
 
 
 def _progress(op: container_v1.Operation) -> str:
-    metrics = {m.name: m.int_value for m in op.progress.metrics} if op.progress else {}
-    done, total = metrics.get("steps_done"), metrics.get("steps_total")
-    return f" ({done}/{total} steps)" if total else ""
+    """GKE's own words on how far the operation is (``detail``), when it gives any."""
+    return f": {op.detail}" if op.detail else ""
 
 
 def _failure_text(cluster: container_v1.Cluster, op: container_v1.Operation | None) -> str:
