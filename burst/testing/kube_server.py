@@ -83,7 +83,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -543,7 +543,9 @@ class KubeApiServer:
         return self._state.rv
 
     def _record(self, kind: str, rk: ResourceKind, obj: JSON) -> None:
-        self._state.events.append(_Event(int(obj["metadata"]["resourceVersion"]), kind, rk, copy.deepcopy(obj)))
+        # Stored objects are never mutated in place (every write stores a new dict), so events
+        # can share them without copying.
+        self._state.events.append(_Event(int(obj["metadata"]["resourceVersion"]), kind, rk, obj))
         if len(self._state.events) > 10_000:
             del self._state.events[:5_000]
         self._changed.notify_all()
@@ -720,9 +722,10 @@ class KubeApiServer:
     def do_delete(self, rk: ResourceKind, namespace: str, name: str) -> JSON:
         with self._lock:
             key = (namespace if rk.namespaced else "", name)
-            obj = self._bucket(rk).pop(key, None)
-            if obj is None:
+            stored = self._bucket(rk).pop(key, None)
+            if stored is None:
                 raise _not_found(rk, name)
+            obj = copy.deepcopy(stored)
             obj["metadata"]["resourceVersion"] = str(self._next_rv())
             self._record("DELETED", rk, obj)
             self._after_delete(rk, obj)
@@ -1125,7 +1128,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any, ctype: str) -> tuple[int, Any] | None:
-        segs = [s for s in path.split("/") if s]
+        segs = [unquote(s) for s in path.split("/") if s]
         api = self.api
         if method == "GET" and path in ("/version", "/api", "/apis"):
             return 200, self._discovery_root(path)

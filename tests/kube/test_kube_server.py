@@ -251,3 +251,12 @@ def test_stopped_server_is_unreachable(clock: SimClock) -> None:
     srv.stop()
     with pytest.raises(urllib3.exceptions.HTTPError):
         core.list_node(_request_timeout=2)
+
+
+def test_names_with_colons_survive_url_encoding(api: Any, server: KubeApiServer) -> None:
+    rbac: Any = client.RbacAuthorizationV1Api(api)
+    rbac.create_cluster_role({"metadata": {"name": "kubefed-controller-manager:m1"}, "rules": []})
+    assert rbac.read_cluster_role("kubefed-controller-manager:m1").metadata.name == "kubefed-controller-manager:m1"
+    rbac.delete_cluster_role("kubefed-controller-manager:m1")
+    assert server.find("rbac.authorization.k8s.io/v1", "clusterroles", "kubefed-controller-manager:m1") is None
+    assert any("%3A" in r.path or ":" in r.path for r in server.requests if r.method == "DELETE")

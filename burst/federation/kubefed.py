@@ -1,0 +1,306 @@
+"""The ``kubefed`` federation: what ``kubefedctl join`` does, done with the official client.
+
+Join (idempotent; each call advances and reports, nothing waits):
+
+1. in the **member** (with the admin kubeconfig the provider handed over): the namespace
+   ``namespace`` (default ``kube-federation-system``) if missing, a ServiceAccount
+   ``<cluster>-<host_cluster_name>``, a ClusterRole ``kubefed-controller-manager:<sa>`` with full
+   access (as kubefedctl grants) and its ClusterRoleBinding, and — since Kubernetes 1.24 no
+   longer makes one — an explicit ``kubernetes.io/service-account-token`` Secret
+   ``<sa>-token``, which the member's token controller fills;
+2. in the **host**'s ``namespace``: the credentials Secret ``<cluster>-credentials`` (the member's
+   token and CA) and a ``KubeFedCluster`` ``<cluster>`` (``core.kubefed.io/v1beta1``) with
+   ``apiEndpoint``, ``caBundle`` and ``secretRef``;
+3. ready once the KubeFed controller reports the KubeFedCluster's ``Ready`` condition True.
+
+Everything burst creates carries the labels ``burst.cluster`` and ``burst.owner``.
+
+Drain.  KubeFed has no taint for member clusters, and removing a member from the placement of
+federated objects makes the sync controller *delete* those objects there — which kills running
+pods.  So burst drains the way ``kubectl drain`` starts: it **cordons** the member's nodes
+(``spec.unschedulable``, annotated ``burst.cordoned-by`` so undrain only uncordons what burst
+cordoned) so no new pod starts there while running pods finish, and labels the KubeFedCluster
+``burst.draining=true`` so placement policies that select clusters by label
+(``clusterSelector`` with ``burst.draining`` DoesNotExist) stop choosing it for *new* federated
+objects.  ``drain`` returns the member's running pods outside the system namespaces (see
+:func:`burst.federation.kube.running_pods`).  ``undrain`` reverses both.
+
+The federation reaches a member after join with the credentials it stored in the host (the
+secret the KubeFed controller itself uses), so drain and unjoin work after a restart.
+
+Unjoin deletes exactly what join created: the member's ClusterRoleBinding, ClusterRole and
+ServiceAccount (or the namespace, when burst created it) and its token Secret, then the host's
+KubeFedCluster and credentials Secret.  A member that can no longer be reached is about to be
+deleted anyway: its objects go with it, so that is logged and the host side is still cleaned.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field
+
+from burst.api import (
+    CLUSTER_TAG,
+    OWNER_TAG,
+    ClusterRecord,
+    Duration,
+    FederationConfig,
+    FederationContext,
+    FederationError,
+    JoinStatus,
+)
+from burst.federation.kube import (
+    NAMESPACE,
+    NODE,
+    SECRET,
+    SYSTEM_NAMESPACES,
+    ClusterEndpoint,
+    Kind,
+    Kube,
+    MemberAccount,
+    b64,
+    client_from_kubeconfig,
+    client_from_token,
+    condition,
+    k8s_name,
+    kube_errors,
+    kubeconfig_endpoint,
+    parse_kubeconfig,
+    running_pods,
+    unb64,
+)
+
+log = logging.getLogger(__name__)
+
+KUBEFED_CLUSTER = Kind("core.kubefed.io/v1beta1", "KubeFedCluster", "kubefedclusters")
+DRAINING_LABEL = "burst.draining"
+CORDONED_BY = "burst.cordoned-by"
+
+
+class KubefedConfig(FederationConfig):
+    """``federation: {kind: kubefed, host_kubeconfig: host.kubeconfig, host_context: condor-host}``."""
+
+    kind: Literal["kubefed"] = "kubefed"
+    host_kubeconfig: str = Field(description="path of the KubeFed host cluster's kubeconfig (relative to the config)")
+    host_context: str | None = Field(default=None, description="kubeconfig context of the host cluster")
+    namespace: str = Field(default="kube-federation-system", description="KubeFed's namespace (host and members)")
+    host_cluster_name: str = Field(default="host", description="name of the host cluster, part of the member's account")
+    member_context: str | None = Field(default=None, description="context to use in the members' kubeconfigs")
+    system_namespaces: list[str] = Field(
+        default_factory=lambda: list(SYSTEM_NAMESPACES),
+        description="namespaces whose pods are not work when counting what still runs in a member",
+    )
+    timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
+
+    def build(self, ctx: FederationContext) -> KubefedFederation:
+        path = self.host_kubeconfig
+        if not os.path.isabs(path):
+            path = os.path.join(ctx.config_dir, path)
+        return KubefedFederation(self, path, ctx.owner)
+
+
+class KubefedFederation:
+    """A :class:`~burst.api.Federation` over one KubeFed host cluster."""
+
+    name = "kubefed"
+
+    def __init__(self, config: KubefedConfig, host_kubeconfig_path: str, owner: str) -> None:
+        self.config = config
+        self.host_kubeconfig_path = host_kubeconfig_path
+        self.owner = owner
+        # Admin kubeconfigs of members joined by this process: only a fallback for reaching a
+        # member whose credentials are not in the host yet.  Never logged, never persisted.
+        self._member_kubeconfigs: dict[str, str] = {}
+
+    # -- names ------------------------------------------------------------------------------
+
+    def _cid(self, cluster: ClusterRecord) -> str:
+        return k8s_name(cluster.cluster_id)
+
+    def _labels(self, cluster: ClusterRecord) -> dict[str, str]:
+        return {CLUSTER_TAG: cluster.cluster_id, OWNER_TAG: self.owner}
+
+    def _account(self, cluster: ClusterRecord) -> MemberAccount:
+        sa = k8s_name(f"{self._cid(cluster)}-{self.config.host_cluster_name}")
+        return MemberAccount(
+            namespace=self.config.namespace,
+            name=sa,
+            cluster_role=f"kubefed-controller-manager:{sa}",
+            labels=self._labels(cluster),
+        )
+
+    def _secret_name(self, cluster: ClusterRecord) -> str:
+        return f"{self._cid(cluster)}-credentials"
+
+    # -- clients ----------------------------------------------------------------------------
+
+    def _host(self, action: str) -> Kube:
+        try:
+            with open(self.host_kubeconfig_path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as err:
+            raise FederationError(
+                f"{action}: cannot read the host kubeconfig {self.host_kubeconfig_path}: {err.strerror}"
+            ) from err
+        with kube_errors(f"{action}: host kubeconfig {self.host_kubeconfig_path}", FederationError):
+            api, endpoint = client_from_kubeconfig(text, self.config.host_context)
+        return Kube(api, endpoint, timeout_s=self.config.timeout.total_seconds())
+
+    def _member_from_kubeconfig(self, action: str, kubeconfig: str) -> tuple[Kube, ClusterEndpoint]:
+        with kube_errors(f"{action}: member kubeconfig", FederationError):
+            endpoint = kubeconfig_endpoint(parse_kubeconfig(kubeconfig), self.config.member_context)
+            api, _ = client_from_kubeconfig(kubeconfig, self.config.member_context)
+        return Kube(api, endpoint.server, timeout_s=self.config.timeout.total_seconds()), endpoint
+
+    def _member_from_host(self, host: Kube, cluster: ClusterRecord, kfc: dict[str, object] | None) -> Kube | None:
+        """The member, reached with the credentials stored in the host (or the kubeconfig join got)."""
+        cid, ns = self._cid(cluster), self.config.namespace
+        spec = (kfc or {}).get("spec") or {}
+        secret = host.get(SECRET, self._secret_name(cluster), ns) if kfc else None
+        token = unb64(((secret or {}).get("data") or {}).get("token"))
+        if isinstance(spec, dict) and spec.get("apiEndpoint") and token:
+            endpoint = ClusterEndpoint(str(spec["apiEndpoint"]), str(spec.get("caBundle") or ""))
+            api = client_from_token(endpoint, token)
+            return Kube(api, endpoint.server, timeout_s=self.config.timeout.total_seconds())
+        if cid in self._member_kubeconfigs:
+            return self._member_from_kubeconfig(f"kubefed: reaching member {cid}", self._member_kubeconfigs[cid])[0]
+        return None
+
+    # -- the Federation contract -------------------------------------------------------------
+
+    def join(self, cluster: ClusterRecord, kubeconfig: str) -> JoinStatus:
+        cid, ns = self._cid(cluster), self.config.namespace
+        action = f"kubefed: joining {cid}"
+        self._member_kubeconfigs[cid] = kubeconfig
+        member, endpoint = self._member_from_kubeconfig(action, kubeconfig)
+        account = self._account(cluster)
+        try:
+            with kube_errors(f"{action}: member", FederationError, member.endpoint):
+                creds = account.ensure(member)
+        finally:
+            member.close()
+        if creds is None:
+            return JoinStatus(False, f"waiting for the member's token controller to fill {ns}/{account.token_secret}")
+        token, secret_ca = creds
+        ca_bundle = endpoint.ca_data or secret_ca
+        host = self._host(action)
+        try:
+            with kube_errors(f"{action}: host", FederationError, host.endpoint):
+                return self._join_host(host, cluster, endpoint.server, ca_bundle, token)
+        finally:
+            host.close()
+
+    def _join_host(self, host: Kube, cluster: ClusterRecord, server: str, ca_bundle: str, token: str) -> JoinStatus:
+        cid, ns = self._cid(cluster), self.config.namespace
+        if host.get(NAMESPACE, ns) is None:
+            raise FederationError(f"kubefed: joining {cid}: the host has no namespace {ns}: is KubeFed installed?")
+        labels = self._labels(cluster)
+        data = {"token": b64(token)}
+        if ca_bundle:
+            data["ca.crt"] = ca_bundle
+        secret_name = self._secret_name(cluster)
+        if (
+            host.create(
+                SECRET, {"metadata": {"name": secret_name, "labels": labels}, "type": "Opaque", "data": data}, ns
+            )
+            is None
+        ):
+            current = host.get(SECRET, secret_name, ns) or {}
+            if current.get("data") != data:
+                host.patch(SECRET, secret_name, {"data": data}, ns)
+        spec = {"apiEndpoint": server, "caBundle": ca_bundle, "secretRef": {"name": secret_name}}
+        kfc = host.create(KUBEFED_CLUSTER, {"metadata": {"name": cid, "labels": labels}, "spec": spec}, ns)
+        if kfc is None:
+            kfc = host.get(KUBEFED_CLUSTER, cid, ns) or {}
+            if kfc.get("spec") != spec:
+                kfc = host.patch(KUBEFED_CLUSTER, cid, {"spec": spec}, ns)
+        ready = condition(kfc, "Ready")
+        if ready is not None and ready.get("status") == "True":
+            return JoinStatus(True, f"KubeFedCluster {ns}/{cid} reports Ready")
+        why = f" ({ready.get('reason')}: {ready.get('message')})" if ready else ""
+        return JoinStatus(False, f"waiting for KubeFedCluster {ns}/{cid} to report Ready{why}")
+
+    def drain(self, cluster: ClusterRecord) -> int:
+        cid, ns = self._cid(cluster), self.config.namespace
+        action = f"kubefed: draining {cid}"
+        host = self._host(action)
+        try:
+            with kube_errors(f"{action}: host", FederationError, host.endpoint):
+                kfc = host.get(KUBEFED_CLUSTER, cid, ns)
+                if kfc is not None and ((kfc.get("metadata") or {}).get("labels") or {}).get(DRAINING_LABEL) != "true":
+                    host.patch(KUBEFED_CLUSTER, cid, {"metadata": {"labels": {DRAINING_LABEL: "true"}}}, ns)
+                member = self._member_from_host(host, cluster, kfc)
+        finally:
+            host.close()
+        if member is None:
+            log.info("kubefed: %s was never joined: nothing can run there", cid)
+            return 0
+        try:
+            with kube_errors(f"{action}: member", FederationError, member.endpoint):
+                self._cordon(member, on=True)
+                running = running_pods(member, skip_namespaces=(*self.config.system_namespaces, ns))
+        finally:
+            member.close()
+        return len(running)
+
+    def undrain(self, cluster: ClusterRecord) -> None:
+        cid, ns = self._cid(cluster), self.config.namespace
+        action = f"kubefed: undraining {cid}"
+        host = self._host(action)
+        try:
+            with kube_errors(f"{action}: host", FederationError, host.endpoint):
+                kfc = host.get(KUBEFED_CLUSTER, cid, ns)
+                if kfc is not None and DRAINING_LABEL in ((kfc.get("metadata") or {}).get("labels") or {}):
+                    host.patch(KUBEFED_CLUSTER, cid, {"metadata": {"labels": {DRAINING_LABEL: None}}}, ns)
+                member = self._member_from_host(host, cluster, kfc)
+        finally:
+            host.close()
+        if member is None:
+            return
+        try:
+            with kube_errors(f"{action}: member", FederationError, member.endpoint):
+                self._cordon(member, on=False)
+        finally:
+            member.close()
+
+    def _cordon(self, member: Kube, *, on: bool) -> None:
+        """Cordon every node (idempotent; new nodes too), or uncordon the ones burst cordoned."""
+        for node in member.list(NODE):
+            meta, spec = node.get("metadata") or {}, node.get("spec") or {}
+            ours = (meta.get("annotations") or {}).get(CORDONED_BY) == self.owner
+            if on and not spec.get("unschedulable"):
+                patch = {"metadata": {"annotations": {CORDONED_BY: self.owner}}, "spec": {"unschedulable": True}}
+                member.patch(NODE, meta["name"], patch)
+            elif not on and ours:
+                member.patch(
+                    NODE,
+                    meta["name"],
+                    {"metadata": {"annotations": {CORDONED_BY: None}}, "spec": {"unschedulable": None}},
+                )
+
+    def unjoin(self, cluster: ClusterRecord) -> None:
+        cid, ns = self._cid(cluster), self.config.namespace
+        action = f"kubefed: unjoining {cid}"
+        host = self._host(action)
+        try:
+            with kube_errors(f"{action}: host", FederationError, host.endpoint):
+                kfc = host.get(KUBEFED_CLUSTER, cid, ns)
+                member = self._member_from_host(host, cluster, kfc)
+            if member is not None:
+                try:
+                    with kube_errors(f"{action}: member", FederationError, member.endpoint):
+                        self._account(cluster).remove(member)
+                except FederationError as err:
+                    log.warning("%s; its objects go when the cluster is deleted", err)
+                finally:
+                    member.close()
+            with kube_errors(f"{action}: host", FederationError, host.endpoint):
+                host.delete(KUBEFED_CLUSTER, cid, ns)
+                host.delete(SECRET, self._secret_name(cluster), ns)
+        finally:
+            host.close()
+        self._member_kubeconfigs.pop(cid, None)
