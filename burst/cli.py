@@ -398,42 +398,40 @@ def providers(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
 
     def go() -> Any:
         from burst.clock import RealClock
-        from burst.engine import Engine
+        from burst.engine import build_providers
 
         cfg = config_mod.load(config)
-        from burst.store import Store
-
-        eng = Engine.build(
-            cfg,
-            RealClock(),
-            store=Store("sqlite://", cfg.file.installation),
-            extras={"onprem_cores": cfg.file.onprem.cores},
-        )
-        rows = []
-        quotas = eng.quotas()
-        for o in eng.offerings:
-            q = quotas.get(o.provider)
-            rows.append(
-                {
-                    "provider": o.provider,
-                    "region": o.region,
-                    "flavor": o.flavor,
-                    "cpus": o.cpus,
-                    "memory_gb": round(o.memory_mb / 1024, 1),
-                    "gpus": o.gpus,
-                    "price_per_hour": o.price_per_hour,
-                    "price_per_core_hour": round(o.price_per_core_hour, 5),
-                    "control_plane_per_hour": o.control_plane_per_hour,
-                    "currency": o.currency,
-                    "spot": o.spot,
-                    "provisioning_p50_s": round(o.latency.median_s(8)),
-                    "provisioning_p90_s": round(o.latency.p90_s(8)),
-                    "quota_cores_left": q.cores_left() if q else None,
-                }
-            )
+        provs = build_providers(cfg, RealClock())
+        rows: list[dict[str, Any]] = []
+        for prov in provs.values():
+            q = prov.quota()
+            rows.extend(_offering_row(o, q) for o in prov.offerings())
         return rows
 
     rows = guarded(go)
+    _render_offerings(rows, output)
+
+
+def _offering_row(o: Any, q: Any) -> dict[str, Any]:
+    return {
+        "provider": o.provider,
+        "region": o.region,
+        "flavor": o.flavor,
+        "cpus": o.cpus,
+        "memory_gb": round(o.memory_mb / 1024, 1),
+        "gpus": o.gpus,
+        "price_per_hour": o.price_per_hour,
+        "price_per_core_hour": round(o.price_per_core_hour, 5),
+        "control_plane_per_hour": o.control_plane_per_hour,
+        "currency": o.currency,
+        "spot": o.spot,
+        "provisioning_p50_s": round(o.latency.median_s(8)),
+        "provisioning_p90_s": round(o.latency.p90_s(8)),
+        "quota_cores_left": q.cores_left() if q else None,
+    }
+
+
+def _render_offerings(rows: list[dict[str, Any]], output: Output) -> None:
     if output is Output.json:
         print_json(rows)
         return

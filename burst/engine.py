@@ -70,6 +70,21 @@ def cluster_namer(installation: str, store: Store) -> Any:
     return new_id
 
 
+def build_providers(
+    cfg: Config, clock: Clock, extras: Mapping[str, object] | None = None, seed: int = 0
+) -> dict[str, Provider]:
+    rng = random.Random(seed)
+    return {
+        name: pc.build(
+            name,
+            ProviderContext(
+                clock, cfg.file.installation, random.Random(rng.random()), cfg.config_dir, dict(extras or {})
+            ),
+        )
+        for name, pc in cfg.providers.items()
+    }
+
+
 @dataclass
 class TickResult:
     at: datetime
@@ -192,7 +207,7 @@ class Engine:
         for name in self.providers:
             hist = sorted(self.store.provisioning_latencies(name))
             if len(hist) >= 3:
-                out[name] = hist[min(len(hist) - 1, int(round(0.9 * (len(hist) - 1))))]
+                out[name] = hist[min(len(hist) - 1, round(0.9 * (len(hist) - 1)))]
         return out
 
     def policy_input(self, demand: Demand) -> PolicyInput:

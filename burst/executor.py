@@ -191,7 +191,7 @@ class Executor:
         for c in self.clusters.values():
             if c.schedulable and c.free_cpu:
                 whole = sum(c.cpus for f in c.free_cpu if f == c.cpus)
-                best = max(best, max(c.free_cpu), whole)
+                best = max(best, *c.free_cpu, whole)
         return best
 
     def schedule(self) -> None:

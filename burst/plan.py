@@ -97,26 +97,28 @@ def make_plan(
             live[_key(c)] = [x for x in live[_key(c)] if x.cluster_id != c.cluster_id]
 
     for k in sorted(set(targets) | set(live)):
-        t = targets.get(k)
-        want = t.nodes if t else 0
+        tgt = targets.get(k)
+        want = tgt.nodes if tgt else 0
         clusters = sorted(live.get(k, []), key=lambda c: (c.created_at, c.cluster_id))
         have = sum(c.desired_nodes for c in clusters)
-        if t is not None and want > have:
-            actions.extend(_add(k, t, want - have, clusters, draining.get(k, []), limits, new_id))
+        if tgt is not None and want > have:
+            actions.extend(_add(k, tgt, want - have, clusters, draining.get(k, []), limits, new_id))
         elif want < have:
             # Newest first: it has the fewest running jobs and the least sunk provisioning cost.
             for c in reversed(clusters):
                 if have - c.desired_nodes < want:
                     break
                 have -= c.desired_nodes
-                reason = t.reason if t else "no policy wants this capacity any more"
-                actions.append(_release(c, Op.DRAIN, t.policy if t else "", reason))
+                reason = tgt.reason if tgt else "no policy wants this capacity any more"
+                actions.append(_release(c, Op.DRAIN, tgt.policy if tgt else "", reason))
     return Plan(tuple(actions), decision)
 
 
 def _release(c: ClusterRecord, op: Op, policy: str, reason: str) -> Action:
     per_hour = -(c.price_per_hour * c.desired_nodes + c.control_plane_per_hour)
-    return Action(op, c.cluster_id, c.provider, c.flavor, c.desired_nodes, c.campaign, policy, reason, per_hour, c.currency)
+    return Action(
+        op, c.cluster_id, c.provider, c.flavor, c.desired_nodes, c.campaign, policy, reason, per_hour, c.currency
+    )
 
 
 def _add(
@@ -136,8 +138,21 @@ def _add(
     for c in sorted(draining, key=lambda c: c.created_at, reverse=True):
         if missing <= 0:
             break
-        out.append(Action(Op.UNDRAIN, c.cluster_id, c.provider, c.flavor, c.desired_nodes, c.campaign, t.policy,
-                          f"{t.reason} (reusing a draining cluster)", 0.0, c.currency, t))
+        out.append(
+            Action(
+                Op.UNDRAIN,
+                c.cluster_id,
+                c.provider,
+                c.flavor,
+                c.desired_nodes,
+                c.campaign,
+                t.policy,
+                f"{t.reason} (reusing a draining cluster)",
+                0.0,
+                c.currency,
+                t,
+            )
+        )
         missing -= c.desired_nodes
     # 2. Grow active clusters that are below the standard size.
     for c in live:
@@ -145,13 +160,39 @@ def _add(
             break
         if c.state is S.ACTIVE and c.desired_nodes < per_cluster:
             add = min(per_cluster - c.desired_nodes, missing)
-            out.append(Action(Op.GROW, c.cluster_id, c.provider, c.flavor, c.desired_nodes + add, c.campaign,
-                              t.policy, t.reason, add * off.price_per_hour, off.currency, t))
+            out.append(
+                Action(
+                    Op.GROW,
+                    c.cluster_id,
+                    c.provider,
+                    c.flavor,
+                    c.desired_nodes + add,
+                    c.campaign,
+                    t.policy,
+                    t.reason,
+                    add * off.price_per_hour,
+                    off.currency,
+                    t,
+                )
+            )
             missing -= add
     # 3. New clusters of the standard size (the last one smaller).
     while missing > 0:
         nodes = min(per_cluster, missing)
-        out.append(Action(Op.CREATE, new_id(off.provider), off.provider, off.flavor, nodes, t.campaign, t.policy,
-                          t.reason, nodes * off.price_per_hour + off.control_plane_per_hour, off.currency, t))
+        out.append(
+            Action(
+                Op.CREATE,
+                new_id(off.provider),
+                off.provider,
+                off.flavor,
+                nodes,
+                t.campaign,
+                t.policy,
+                t.reason,
+                nodes * off.price_per_hour + off.control_plane_per_hour,
+                off.currency,
+                t,
+            )
+        )
         missing -= nodes
     return out

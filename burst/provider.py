@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from burst.clock import Clock
-from burst.model import ClusterSpec, CloudCluster, Offering, Quota
+from burst.model import CloudCluster, ClusterSpec, Offering, Quota
 
 
 @runtime_checkable
@@ -120,6 +120,3 @@ class ProviderConfig(BaseModel):
                 off = replace(off, price_per_hour=o.price_per_hour, currency=o.currency or off.currency)
             out.append(off)
         return out
-
-
-

@@ -92,11 +92,24 @@ class Reconciler:
         assert a.target is not None
         off = a.target.offering
         return ClusterRecord(
-            cluster_id=a.cluster_id, provider=a.provider, region=off.region, flavor=a.flavor,
-            cpus_per_node=off.cpus, memory_mb_per_node=off.memory_mb, gpus_per_node=off.gpus,
-            nodes=0, desired_nodes=a.nodes, state=S.PLANNED, state_since=now, created_at=now,
-            price_per_hour=off.price_per_hour, control_plane_per_hour=off.control_plane_per_hour,
-            currency=off.currency, campaign=a.campaign, policy=a.policy, reason=a.reason,
+            cluster_id=a.cluster_id,
+            provider=a.provider,
+            region=off.region,
+            flavor=a.flavor,
+            cpus_per_node=off.cpus,
+            memory_mb_per_node=off.memory_mb,
+            gpus_per_node=off.gpus,
+            nodes=0,
+            desired_nodes=a.nodes,
+            state=S.PLANNED,
+            state_since=now,
+            created_at=now,
+            price_per_hour=off.price_per_hour,
+            control_plane_per_hour=off.control_plane_per_hour,
+            currency=off.currency,
+            campaign=a.campaign,
+            policy=a.policy,
+            reason=a.reason,
         )
 
     def release(self, rec: ClusterRecord, reason: str) -> ClusterRecord:
@@ -122,8 +135,16 @@ class Reconciler:
         return report
 
     def _spec(self, rec: ClusterRecord) -> ClusterSpec:
-        return ClusterSpec(rec.cluster_id, rec.provider, rec.region, rec.flavor, rec.desired_nodes, self.owner,
-                           rec.campaign, rec.policy)
+        return ClusterSpec(
+            rec.cluster_id,
+            rec.provider,
+            rec.region,
+            rec.flavor,
+            rec.desired_nodes,
+            self.owner,
+            rec.campaign,
+            rec.policy,
+        )
 
     def _provider(self, rec: ClusterRecord) -> Provider:
         try:
@@ -131,8 +152,9 @@ class Reconciler:
         except KeyError:
             raise ProviderError(f"provider {rec.provider!r} is no longer configured") from None
 
-    def _move(self, rec: ClusterRecord, target: ClusterState, reason: str, report: StepReport,
-              **changes: object) -> ClusterRecord:
+    def _move(
+        self, rec: ClusterRecord, target: ClusterState, reason: str, report: StepReport, **changes: object
+    ) -> ClusterRecord:
         new = self.store.transition(rec, target, self.clock.now(), reason, **changes)
         report.transitions.append((rec.cluster_id, rec.state, target))
         log.info("%s: %s → %s (%s)", rec.cluster_id, rec.state, target, reason)
@@ -171,12 +193,20 @@ class Reconciler:
         started = rec.requested_at or rec.state_since
         if now - started > self.settings.provisioning_timeout:
             report.stuck_deleted += 1
-            self._move(rec, S.REMOVING, f"stuck provisioning for more than {self.settings.provisioning_timeout}", report)
+            self._move(
+                rec, S.REMOVING, f"stuck provisioning for more than {self.settings.provisioning_timeout}", report
+            )
             return
         cloud = self._provider(rec).create_cluster(self._spec(rec))
         if cloud.status is CloudStatus.READY:
-            rec = self._move(rec, S.JOINING, "cluster ready; joining the federation", report,
-                             ready_at=now, nodes=cloud.nodes or rec.desired_nodes)
+            rec = self._move(
+                rec,
+                S.JOINING,
+                "cluster ready; joining the federation",
+                report,
+                ready_at=now,
+                nodes=cloud.nodes or rec.desired_nodes,
+            )
             self._joining(rec, report)
         elif cloud.status is CloudStatus.FAILED:
             raise ProvisioningFailed(cloud.message or "the cloud reports the cluster failed")
@@ -226,7 +256,11 @@ class Reconciler:
             delay = timedelta(seconds=err.retry_after)
         else:
             delay = min(self.settings.retry_backoff * (2 ** min(rec.attempts, 6)), timedelta(hours=1))
-        changes: dict[str, object] = {"attempts": attempts, "last_error": f"{kind}: {err}", "next_attempt_at": now + delay}
+        changes: dict[str, object] = {
+            "attempts": attempts,
+            "last_error": f"{kind}: {err}",
+            "next_attempt_at": now + delay,
+        }
         if rec.state is S.PROVISIONING and is_fallback(err):
             # This provider has no room: forget this cluster and let placement pick another now.
             report.fallbacks[rec.provider] = f"{kind}: {err}"
@@ -270,5 +304,3 @@ class Reconciler:
                 report.orphans_removed.append(cloud.cluster_id)
                 log.warning("removing orphan cluster %s on %s (owner tag %s)", cloud.cluster_id, name, self.owner)
         return report
-
-

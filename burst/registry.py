@@ -27,6 +27,14 @@ GROUPS: dict[str, type[BaseModel]] = {
 }
 
 
+FAMILY = {
+    "burst.providers": "provider",
+    "burst.federations": "federation",
+    "burst.backlogs": "backlog",
+    "burst.policies": "policy",
+}
+
+
 def names(group: str) -> list[str]:
     return sorted({ep.name for ep in entry_points(group=group)})
 
@@ -37,7 +45,7 @@ def config_class(group: str, kind: str) -> type[BaseModel]:
     base = GROUPS[group]
     found = [ep for ep in entry_points(group=group) if ep.name == kind]
     if not found:
-        family = group.removeprefix("burst.").rstrip("s")
+        family = FAMILY[group]
         known = ", ".join(names(group)) or "none installed"
         raise ConfigError(f"unknown {family} kind {kind!r} (known: {known})")
     ep = found[0]

@@ -179,13 +179,13 @@ class Store:
                     self._account_closed(seg)
 
     @staticmethod
-    def _record(m: Mapping[str, Any]) -> ClusterRecord:
+    def _record(m: Mapping[Any, Any]) -> ClusterRecord:
         vals = {k: m[k] for k in _RECORD_FIELDS}
         vals["state"] = ClusterState(vals["state"])
         return ClusterRecord(**vals)
 
     @staticmethod
-    def _segment(m: Mapping[str, Any]) -> LedgerSegment:
+    def _segment(m: Mapping[Any, Any]) -> LedgerSegment:
         return LedgerSegment(
             m["id"],
             m["cluster_id"],

@@ -36,10 +36,10 @@ def format_duration(td: timedelta | float) -> str:
     if s >= 86400 and s % 3600 == 0:
         return f"{s / 86400:g}d" if s % 86400 == 0 else f"{s / 3600:g}h"
     if s >= 3600:
-        h, rem = divmod(int(round(s)), 3600)
+        h, rem = divmod(round(s), 3600)
         return f"{h}h{rem // 60:02d}m" if rem else f"{h}h"
     if s >= 60:
-        m, sec = divmod(int(round(s)), 60)
+        m, sec = divmod(round(s), 60)
         return f"{m}m{sec:02d}s" if sec else f"{m}m"
     return f"{s:.0f}s"
 
@@ -47,7 +47,7 @@ def format_duration(td: timedelta | float) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
-    PlainSerializer(lambda td: format_duration(td), return_type=str),
+    PlainSerializer(format_duration, return_type=str),
 ]
 
 

@@ -52,7 +52,9 @@ class LocalFederation:
             return JoinStatus(True, "member takes work")
         waited = self.clock.now() - cluster.state_since
         if waited < self.join_latency:
-            return JoinStatus(False, f"joining ({waited.total_seconds():.0f}s of {self.join_latency.total_seconds():.0f}s)")
+            return JoinStatus(
+                False, f"joining ({waited.total_seconds():.0f}s of {self.join_latency.total_seconds():.0f}s)"
+            )
         self.members.add(cluster.cluster_id)
         if self.host is not None:
             self.host.attach(cluster)

@@ -26,7 +26,9 @@ class BacklogPolicyConfig(PolicyConfig):
     name: str = "backlog"
     pending_cores_above: int = Field(default=0, ge=0, description="burst only when this many cores are pending")
     for_: Duration = Field(default=timedelta(minutes=15), alias="for", description="…for at least this long")
-    idle_after: Duration = Field(default=timedelta(minutes=30), description="shrink after the want stays lower this long")
+    idle_after: Duration = Field(
+        default=timedelta(minutes=30), description="shrink after the want stays lower this long"
+    )
     cooldown: Duration = Field(default=timedelta(minutes=10), description="no shrink this soon after a raise")
     headroom: float = Field(default=1.0, gt=0, le=4, description="fraction of the burstable backlog to buy")
     max_cores: int | None = Field(default=None, ge=0, description="never want more burst cores than this")
@@ -124,7 +126,9 @@ class BacklogPolicy:
             idle_for = now - m.below_since
             cooled = m.raised_at is None or now - m.raised_at >= cfg.cooldown
             if idle_for >= cfg.idle_after and cooled:
-                reason = f"backlog: only {raw} {cls} cores needed for {format_duration(idle_for)}; releasing {m.level - raw}"
+                reason = (
+                    f"backlog: only {raw} {cls} cores needed for {format_duration(idle_for)}; releasing {m.level - raw}"
+                )
                 m.level, m.below_since = raw, None
         else:
             m.below_since = None

@@ -89,8 +89,9 @@ class LocalProviderConfig(ProviderConfig):
             known = {o.flavor for o in offerings}
             unknown = sorted(set(self.flavors) - known)
             if unknown:
-                raise ConfigError(f"providers.{name}.flavors: unknown flavor(s) {unknown} for {self.cloud} "
-                                  f"(known: {sorted(known)})")
+                raise ConfigError(
+                    f"providers.{name}.flavors: unknown flavor(s) {unknown} for {self.cloud} (known: {sorted(known)})"
+                )
             offerings = [o for o in offerings if o.flavor in self.flavors]
         state = None
         if self.state_file:
@@ -105,9 +106,17 @@ def catalog_offerings(provider: str, cloud: str, region: str | None, spot: bool)
     factor = c["spot_factor"] if spot else 1.0
     return [
         Offering(
-            provider=provider, region=region or c["region"], flavor=f["flavor"], cpus=f["cpus"],
-            memory_mb=f["memory_mb"], gpus=f.get("gpus", 0), price_per_hour=round(f["price_per_hour"] * factor, 4),
-            currency="EUR", control_plane_per_hour=c["control_plane_per_hour"], latency=lat, spot=spot,
+            provider=provider,
+            region=region or c["region"],
+            flavor=f["flavor"],
+            cpus=f["cpus"],
+            memory_mb=f["memory_mb"],
+            gpus=f.get("gpus", 0),
+            price_per_hour=round(f["price_per_hour"] * factor, 4),
+            currency="EUR",
+            control_plane_per_hour=c["control_plane_per_hour"],
+            latency=lat,
+            spot=spot,
             min_billed_s=c["min_billed_s"],
         )
         for f in c["flavors"]
@@ -135,8 +144,15 @@ class _Account:
 
 
 class LocalProvider:
-    def __init__(self, name: str, cfg: LocalProviderConfig, offerings: Sequence[Offering], clock: Clock,
-                 rng: random.Random, state_file: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: LocalProviderConfig,
+        offerings: Sequence[Offering],
+        clock: Clock,
+        rng: random.Random,
+        state_file: str | None,
+    ) -> None:
         self.name = name
         self.cfg = cfg
         self._offerings = list(offerings)
@@ -192,7 +208,9 @@ class LocalProvider:
             raise Throttled(f"creating {spec.cluster_id}: request rate exceeded", retry_after=30)
         q = self.quota()
         if (left := q.cores_left()) is not None and spec.nodes * off.cpus > left:
-            raise QuotaExceeded(f"creating {spec.cluster_id}: {spec.nodes * off.cpus} cores asked, {left} left in quota")
+            raise QuotaExceeded(
+                f"creating {spec.cluster_id}: {spec.nodes * off.cpus} cores asked, {left} left in quota"
+            )
         if (cl := q.clusters_left()) is not None and cl <= 0:
             raise QuotaExceeded(f"creating {spec.cluster_id}: cluster quota of {q.max_clusters} reached")
         if self._fault("quota_exceeded"):
@@ -203,8 +221,16 @@ class LocalProvider:
         slow = self._fault("slow_provisioning")
         if slow is not None:
             latency *= slow.factor
-        c = _Cluster(spec.cluster_id, spec.flavor, off.cpus, spec.tags(), 0, spec.nodes, self._now() + latency,
-                     fails=self._fault("provisioning_fails") is not None)
+        c = _Cluster(
+            spec.cluster_id,
+            spec.flavor,
+            off.cpus,
+            spec.tags(),
+            0,
+            spec.nodes,
+            self._now() + latency,
+            fails=self._fault("provisioning_fails") is not None,
+        )
         self._acct.clusters[spec.cluster_id] = c
         self._save()
         return c
@@ -223,8 +249,16 @@ class LocalProvider:
             if c.resize_at is not None and now >= c.resize_at:
                 c.nodes, c.resize_at = c.desired, None
             status = CloudStatus.RESIZING if c.resize_at is not None else CloudStatus.READY
-        return CloudCluster(c.cluster_id, status, c.nodes, c.desired, dict(c.tags), c.message, c.flavor,
-                            self._offerings[0].region if self._offerings else "")
+        return CloudCluster(
+            c.cluster_id,
+            status,
+            c.nodes,
+            c.desired,
+            dict(c.tags),
+            c.message,
+            c.flavor,
+            self._offerings[0].region if self._offerings else "",
+        )
 
     def get_cluster(self, cluster_id: str) -> CloudCluster:
         c = self._acct.clusters.get(cluster_id)
@@ -285,8 +319,7 @@ class LocalProvider:
 
     def adopt_foreign_for_tests(self, cluster_id: str, tags: dict[str, str]) -> None:
         """Put a cluster into the account that burst did not create (tests of the ownership rule)."""
-        self._acct.clusters[cluster_id] = _Cluster(cluster_id, self._offerings[0].flavor, self._offerings[0].cpus,
-                                                   dict(tags), 1, 1, self._now())
+        self._acct.clusters[cluster_id] = _Cluster(
+            cluster_id, self._offerings[0].flavor, self._offerings[0].cpus, dict(tags), 1, 1, self._now()
+        )
         self._save()
-
-

@@ -1,0 +1,145 @@
+"""The embedded local cloud: latency, quotas, injected faults, idempotency, persistence, ownership."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from burst_local import LocalProvider, LocalProviderConfig
+
+from burst.clock import SimClock
+from burst.errors import CapacityUnavailable, NotFound, QuotaExceeded, Throttled
+from burst.model import OWNER_TAG, CloudStatus, ClusterSpec
+from burst.provider import Provider, ProviderContext
+from burst.testing.builders import T0
+
+
+def provider(clock: SimClock, tmp_path: Path | None = None, **cfg: object) -> LocalProvider:
+    conf = LocalProviderConfig.model_validate({"kind": "local", "cloud": "aws", **cfg})
+    p = conf.build("aws", ProviderContext(clock, "burst", random.Random(7), str(tmp_path or ".")))
+    _: Provider = p  # checked by mypy: the local cloud implements the provider contract
+    return p
+
+
+def spec(cid: str = "burst-aws-00001", nodes: int = 4, flavor: str = "m5.2xlarge") -> ClusterSpec:
+    return ClusterSpec(cid, "aws", "eu-central-1", flavor, nodes, "burst", "moriond")
+
+
+def test_provisioning_takes_modelled_time_and_is_idempotent() -> None:
+    clock = SimClock(T0)
+    p = provider(clock)
+    first = p.create_cluster(spec())
+    assert first.status is CloudStatus.CREATING
+    assert first.tags[OWNER_TAG] == "burst" and first.tags["burst.campaign"] == "moriond"
+    clock.advance(60)
+    assert p.create_cluster(spec()).status is CloudStatus.CREATING  # same id: no second cluster
+    assert len(p.list_clusters("burst")) == 1
+    clock.advance(3600)
+    ready = p.create_cluster(spec())
+    assert ready.status is CloudStatus.READY and ready.nodes == 4
+
+
+def test_latency_grows_with_nodes_and_has_a_spread() -> None:
+    clock = SimClock(T0)
+    p = provider(clock)
+    off = p.offerings()[0]
+    assert off.latency.median_s(100) > off.latency.median_s(2)
+    rng = random.Random(1)
+    samples = [off.latency.sample_s(rng, 8) for _ in range(500)]
+    assert min(samples) < off.latency.median_s(8) < max(samples)
+    assert off.latency.p90_s(8) == pytest.approx(sorted(samples)[450], rel=0.15)
+
+
+def test_delete_takes_time_then_not_found() -> None:
+    clock = SimClock(T0)
+    p = provider(clock, delete_latency=120)
+    p.create_cluster(spec())
+    assert p.delete_cluster("burst-aws-00001").status is CloudStatus.DELETING
+    clock.advance(121)
+    with pytest.raises(NotFound):
+        p.delete_cluster("burst-aws-00001")
+    with pytest.raises(NotFound):
+        p.delete_cluster("burst-aws-00001")  # deleting a missing cluster: NotFound, which means done
+    assert p.list_clusters("burst") == []
+
+
+def test_quota_is_enforced() -> None:
+    clock = SimClock(T0)
+    p = provider(clock, quota_cores=40)
+    p.create_cluster(spec("a", nodes=4))  # 32 cores
+    with pytest.raises(QuotaExceeded, match="8 left in quota"):
+        p.create_cluster(spec("b", nodes=2))
+    assert p.quota().cores_left() == 8
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("quota_exceeded", QuotaExceeded), ("capacity_unavailable", CapacityUnavailable), ("throttled", Throttled)],
+)
+def test_injected_faults(kind: str, error: type[Exception]) -> None:
+    clock = SimClock(T0)
+    p = provider(clock, faults=[{"kind": kind, "start": T0 + timedelta(hours=1)}])
+    p.create_cluster(spec("before"))  # not active yet
+    clock.advance(3601)
+    with pytest.raises(error):
+        p.create_cluster(spec("after"))
+
+
+def test_provisioning_failure_and_slow_provisioning() -> None:
+    clock = SimClock(T0)
+    failing = provider(clock, faults=[{"kind": "provisioning_fails"}])
+    failing.create_cluster(spec())
+    clock.advance(7200)
+    c = failing.create_cluster(spec())
+    assert c.status is CloudStatus.FAILED and "failed" in c.message
+
+    clock2 = SimClock(T0)
+    slow = provider(clock2, faults=[{"kind": "slow_provisioning", "factor": 10}])
+    normal = provider(clock2)
+    slow.create_cluster(spec())
+    normal.create_cluster(spec())
+    clock2.advance(3600)
+    assert normal.get_cluster("burst-aws-00001").status is CloudStatus.READY
+    assert slow.get_cluster("burst-aws-00001").status is CloudStatus.CREATING
+
+
+def test_resize_adds_nodes_after_a_while() -> None:
+    clock = SimClock(T0)
+    p = provider(clock)
+    p.create_cluster(spec(nodes=2))
+    clock.advance(7200)
+    p.create_cluster(spec(nodes=2))
+    assert p.resize("burst-aws-00001", 5).status is CloudStatus.RESIZING
+    clock.advance(600)
+    c = p.get_cluster("burst-aws-00001")
+    assert (c.status, c.nodes) == (CloudStatus.READY, 5)
+
+
+def test_state_file_survives_a_restart(tmp_path: Path) -> None:
+    clock = SimClock(T0)
+    provider(clock, tmp_path, state_file="cloud.json").create_cluster(spec())
+    again = provider(clock, tmp_path, state_file="cloud.json")
+    assert [c.cluster_id for c in again.list_clusters("burst")] == ["burst-aws-00001"]
+
+
+def test_only_owned_clusters_are_listed() -> None:
+    clock = SimClock(T0)
+    p = provider(clock)
+    p.create_cluster(spec())
+    p.adopt_foreign_for_tests("someone-elses", {"team": "atlas"})
+    p.adopt_foreign_for_tests("other-burst", {OWNER_TAG: "another-installation"})
+    assert [c.cluster_id for c in p.list_clusters("burst")] == ["burst-aws-00001"]
+
+
+def test_offerings_cite_real_prices_and_accept_overrides() -> None:
+    clock = SimClock(T0)
+    p = provider(clock, prices={"m5.2xlarge": {"price_per_hour": 0.3}})
+    by = {o.flavor: o for o in p.offerings()}
+    assert by["m5.2xlarge"].price_per_hour == 0.3
+    assert by["c5.4xlarge"].price_per_hour == pytest.approx(0.612)
+    assert by["g4dn.xlarge"].gpus == 1
+    assert all(o.control_plane_per_hour == pytest.approx(0.09) for o in p.offerings())
+    spot = provider(clock, spot=True)
+    assert {o.flavor: o for o in spot.offerings()}["c5.4xlarge"].price_per_hour == pytest.approx(0.306)
