@@ -66,5 +66,16 @@ def make_provider(fake: FakeAws) -> ProviderFactory:
 
 
 @pytest.fixture
+def make_offline(aws_env: None) -> ProviderFactory:
+    """Providers for tests that never reach AWS (offerings, config, local failures): no server needed."""
+
+    def make(owner: str = OWNER, **overrides: Any) -> AwsProvider:
+        ctx = ProviderContext(clock=SimClock(datetime(2026, 11, 25, tzinfo=UTC)), owner=owner)
+        return config(overrides.pop("endpoint_url", "http://127.0.0.1:9"), **overrides).build("aws", ctx)
+
+    return make
+
+
+@pytest.fixture
 def provider(make_provider: ProviderFactory) -> AwsProvider:
     return make_provider()

@@ -243,13 +243,13 @@ def test_no_credentials_is_auth_failed(make_provider: ProviderFactory, fake: Fak
     assert fake.requests == []  # nothing unsigned ever left the process
 
 
-def test_unknown_profile_is_auth_failed(make_provider: ProviderFactory) -> None:
+def test_unknown_profile_is_auth_failed(make_offline: ProviderFactory) -> None:
     with pytest.raises(AuthFailed, match="ProfileNotFound"):
-        make_provider(profile="no-such-profile")
+        make_offline(profile="no-such-profile")
 
 
-def test_unreachable_endpoint_is_a_retryable_provider_error(make_provider: ProviderFactory) -> None:
-    provider = make_provider(endpoint_url="http://127.0.0.1:9")  # discard port: connection refused
+def test_unreachable_endpoint_is_a_retryable_provider_error(make_offline: ProviderFactory) -> None:
+    provider = make_offline(endpoint_url="http://127.0.0.1:9")  # discard port: connection refused
     with pytest.raises(ProviderError) as caught:
         provider.get_cluster(CID)
     assert type(caught.value) is ProviderError
