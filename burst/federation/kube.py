@@ -36,7 +36,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import new_client_from_config_dict
 from kubernetes.config.config_exception import ConfigException
 
-from burst.errors import BurstError
+from burst.errors import BurstError, FederationError
 
 log = logging.getLogger(__name__)
 
@@ -542,3 +542,36 @@ class MemberAccount:
             # token controller deletes the token Secret of a deleted account by itself.
             if err.status not in (401, 403):
                 raise
+
+
+# ------------------------------------------------------------------------------------------------
+# clients for federation plugins (errors already converted)
+# ------------------------------------------------------------------------------------------------
+
+
+def control_plane(path: str, context: str | None, action: str, timeout_s: float) -> Kube:
+    """The federation control plane (KubeFed host, Karmada API) from a kubeconfig file, read now
+    so a rotated token is picked up.  Failures are :class:`FederationError` naming ``action``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as err:
+        raise FederationError(f"{action}: cannot read the kubeconfig {path}: {err.strerror}") from err
+    with kube_errors(f"{action}: kubeconfig {path}", FederationError):
+        api, endpoint = client_from_kubeconfig(text, context)
+    return Kube(api, endpoint, timeout_s=timeout_s)
+
+
+def member_from_kubeconfig(
+    kubeconfig: str, context: str | None, action: str, timeout_s: float
+) -> tuple[Kube, ClusterEndpoint]:
+    """A member from the admin kubeconfig a provider handed over, and its endpoint."""
+    with kube_errors(f"{action}: member kubeconfig", FederationError):
+        endpoint = kubeconfig_endpoint(parse_kubeconfig(kubeconfig), context)
+        api, _ = client_from_kubeconfig(kubeconfig, context)
+    return Kube(api, endpoint.server, timeout_s=timeout_s), endpoint
+
+
+def member_from_token(endpoint: ClusterEndpoint, token: str, timeout_s: float) -> Kube:
+    """A member reached with the service-account token the control plane stores for it."""
+    return Kube(client_from_token(endpoint, token), endpoint.server, timeout_s=timeout_s)

@@ -63,13 +63,12 @@ from burst.federation.kube import (
     Kube,
     MemberAccount,
     b64,
-    client_from_kubeconfig,
-    client_from_token,
     condition,
+    control_plane,
     k8s_name,
     kube_errors,
-    kubeconfig_endpoint,
-    parse_kubeconfig,
+    member_from_kubeconfig,
+    member_from_token,
     running_pods,
     unb64,
 )
@@ -139,22 +138,14 @@ class KubefedFederation:
     # -- clients ----------------------------------------------------------------------------
 
     def _host(self, action: str) -> Kube:
-        try:
-            with open(self.host_kubeconfig_path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as err:
-            raise FederationError(
-                f"{action}: cannot read the host kubeconfig {self.host_kubeconfig_path}: {err.strerror}"
-            ) from err
-        with kube_errors(f"{action}: host kubeconfig {self.host_kubeconfig_path}", FederationError):
-            api, endpoint = client_from_kubeconfig(text, self.config.host_context)
-        return Kube(api, endpoint, timeout_s=self.config.timeout.total_seconds())
+        return control_plane(
+            self.host_kubeconfig_path, self.config.host_context, action, self.config.timeout.total_seconds()
+        )
 
     def _member_from_kubeconfig(self, action: str, kubeconfig: str) -> tuple[Kube, ClusterEndpoint]:
-        with kube_errors(f"{action}: member kubeconfig", FederationError):
-            endpoint = kubeconfig_endpoint(parse_kubeconfig(kubeconfig), self.config.member_context)
-            api, _ = client_from_kubeconfig(kubeconfig, self.config.member_context)
-        return Kube(api, endpoint.server, timeout_s=self.config.timeout.total_seconds()), endpoint
+        return member_from_kubeconfig(
+            kubeconfig, self.config.member_context, action, self.config.timeout.total_seconds()
+        )
 
     def _member_from_host(self, host: Kube, cluster: ClusterRecord, kfc: dict[str, object] | None) -> Kube | None:
         """The member, reached with the credentials stored in the host (or the kubeconfig join got)."""
@@ -164,8 +155,7 @@ class KubefedFederation:
         token = unb64(((secret or {}).get("data") or {}).get("token"))
         if isinstance(spec, dict) and spec.get("apiEndpoint") and token:
             endpoint = ClusterEndpoint(str(spec["apiEndpoint"]), str(spec.get("caBundle") or ""))
-            api = client_from_token(endpoint, token)
-            return Kube(api, endpoint.server, timeout_s=self.config.timeout.total_seconds())
+            return member_from_token(endpoint, token, self.config.timeout.total_seconds())
         if cid in self._member_kubeconfigs:
             return self._member_from_kubeconfig(f"kubefed: reaching member {cid}", self._member_kubeconfigs[cid])[0]
         return None
