@@ -254,6 +254,12 @@ def test_a_cap_already_passed_drains_everything_it_can() -> None:
     ]
     assert res.wants == ()
     assert any("4.00 EUR/h that no drain can stop still burn" in n for n in res.notes)
+    # With nothing burning there is nothing to say about it: only the cut is noted.
+    res = budget().limit(policy_input(NOW, offerings=[TS], spend=Spend("EUR", month_to_date=40100)), [campaign_want(8)])
+    assert res.wants == ()
+    assert res.notes == (
+        "budget monthly: 40,100 of 40,000 EUR spent; cut moriond-2027 from 8 to 0 cores (committed spend for 2h)",
+    )
 
 
 def test_a_campaign_cap_drains_only_that_campaign() -> None:

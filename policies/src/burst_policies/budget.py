@@ -239,7 +239,7 @@ class BudgetPolicy:
             )
             drains.append(ForcedDrain(c.cluster_id, self.name, why))
             notes.append(f"{head}; draining {c.cluster_id}")
-        if burn * _hours(window) > remaining:
+        if burn > 0 and burn * _hours(window) > remaining:
             notes.append(f"{head}; {burn:,.2f} {cur}/h that no drain can stop still burn (clusters already leaving)")
 
         # 2. Cut wants so new capacity's committed spend fits what is left after the fleet's own
