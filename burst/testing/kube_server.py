@@ -61,6 +61,7 @@ Python API for tests
     server.set_status(api_version, plural, name, {...}, namespace=None)   # merge into status
     server.object_keys()                       # {(api_version, plural, namespace, name), ...}
     server.requests                     # [RecordedRequest(method, path, query, content_type, body)]
+    server.inject_fault("PUT", "/clusters/m1", 409, "Conflict", times=1)   # next matching request fails
     server.stop()                       # closes the listener and every open connection
 
 Also usable as a context manager (``with KubeApiServer() as server:``).  All methods are
@@ -395,6 +396,15 @@ class _Event:
 
 
 @dataclass
+class _Fault:
+    method: str
+    path_contains: str
+    code: int
+    reason: str
+    times: int
+
+
+@dataclass
 class _State:
     kinds: dict[tuple[str, str, str], ResourceKind] = field(default_factory=dict)
     objects: dict[tuple[str, str, str], dict[tuple[str, str], JSON]] = field(default_factory=dict)
@@ -426,6 +436,7 @@ class KubeApiServer:
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self._url = ""
+        self._faults: list[_Fault] = []
         for rk in BUILTIN_KINDS:
             self.register_kind(rk)
         for ns in DEFAULT_NAMESPACES:
@@ -928,6 +939,20 @@ class KubeApiServer:
         with self._lock:
             self.requests.clear()
 
+    def inject_fault(self, method: str, path_contains: str, code: int, reason: str, *, times: int = 1) -> None:
+        """Answer the next ``times`` matching requests with an error ``Status`` instead of serving
+        them (after authentication), e.g. a 409 Conflict on a PUT or a 500 on a list."""
+        with self._lock:
+            self._faults.append(_Fault(method.upper(), path_contains, code, reason, times))
+
+    def _take_fault(self, method: str, path: str) -> ApiError | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.method == method and fault.path_contains in path and fault.times > 0:
+                    fault.times -= 1
+                    return ApiError(fault.code, fault.reason, f"injected fault: {fault.reason}")
+        return None
+
     def add_node(
         self,
         name: str,
@@ -1113,6 +1138,9 @@ class _Handler(BaseHTTPRequestHandler):
             auth = self.headers.get("Authorization") or ""
             if not (auth.startswith("Bearer ") and self.api.token_valid(auth[len("Bearer ") :].strip())):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            fault = self.api._take_fault(method, path)
+            if fault is not None:
+                raise fault
             if isinstance(body, str):
                 raise ApiError(400, "BadRequest", "the request body is not JSON")
             if path in _NON_RESOURCE:

@@ -1,0 +1,294 @@
+"""The ``karmada`` federation: register a member as a Karmada ``Cluster`` in Push mode.
+
+Join (idempotent; each call advances and reports, nothing waits), as ``karmadactl join`` does:
+
+1. in the **member** (admin kubeconfig from the provider): the namespace ``member_namespace``
+   (default ``karmada-cluster``) if missing, a ServiceAccount ``karmada-<cluster>``, a
+   ClusterRole ``karmada-controller-manager:karmada-<cluster>`` with full access and its
+   ClusterRoleBinding, and an explicit ``kubernetes.io/service-account-token`` Secret (Kubernetes
+   ≥ 1.24 no longer makes one) that the member's token controller fills;
+2. in the **Karmada API**: the Secret ``<cluster>`` in ``cluster_namespace`` (default
+   ``karmada-cluster``; created if missing and left in place, it is shared by all members) with
+   the member's ``token`` and ``caBundle``, and the ``Cluster`` ``<cluster>``
+   (``cluster.karmada.io/v1alpha1``) with ``syncMode: Push``, ``apiEndpoint`` and ``secretRef``;
+   both labelled ``burst.cluster`` and ``burst.owner``;
+3. ready once Karmada's cluster-status controller reports the Cluster's ``Ready`` condition True.
+
+Drain puts a ``NoSchedule`` taint ``burst.draining=true`` on the Cluster's ``spec.taints``: the
+Karmada scheduler stops placing new work there, and — unlike ``NoExecute`` — nothing placed is
+evicted.  It then counts the member's running pods outside the system namespaces (see
+:func:`burst.federation.kube.running_pods`).  The taint is written with a read-modify-PUT
+carrying the resourceVersion, so a concurrent writer is never overwritten (a 409 re-reads).
+Undrain removes burst's taint only.
+
+Unjoin deletes the Cluster and its Secret from the Karmada API and, best effort, the member's
+account objects (a member that can no longer be reached takes them with it when deleted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import Field
+
+from burst.api import (
+    CLUSTER_TAG,
+    OWNER_TAG,
+    Clock,
+    ClusterRecord,
+    Duration,
+    FederationConfig,
+    FederationContext,
+    FederationError,
+    JoinStatus,
+)
+from burst.federation.kube import (
+    NAMESPACE,
+    SECRET,
+    SYSTEM_NAMESPACES,
+    ClusterEndpoint,
+    Kind,
+    Kube,
+    MemberAccount,
+    b64,
+    condition,
+    control_plane,
+    k8s_name,
+    kube_errors,
+    member_from_kubeconfig,
+    member_from_token,
+    running_pods,
+    unb64,
+)
+
+log = logging.getLogger(__name__)
+
+KARMADA_CLUSTER = Kind("cluster.karmada.io/v1alpha1", "Cluster", "clusters", namespaced=False)
+DRAIN_TAINT_KEY = "burst.draining"
+_PUT_ATTEMPTS = 3
+
+
+class KarmadaConfig(FederationConfig):
+    """``federation: {kind: karmada, kubeconfig: karmada-apiserver.kubeconfig}``."""
+
+    kind: Literal["karmada"] = "karmada"
+    kubeconfig: str = Field(description="path of the Karmada API server's kubeconfig (relative to the config)")
+    context: str | None = Field(default=None, description="kubeconfig context of the Karmada API server")
+    cluster_namespace: str = Field(
+        default="karmada-cluster", description="namespace of the member secrets in the Karmada API"
+    )
+    member_namespace: str = Field(
+        default="karmada-cluster", description="namespace of Karmada's service account in each member"
+    )
+    member_context: str | None = Field(default=None, description="context to use in the members' kubeconfigs")
+    system_namespaces: list[str] = Field(
+        default_factory=lambda: list(SYSTEM_NAMESPACES),
+        description="namespaces whose pods are not work when counting what still runs in a member",
+    )
+    timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
+
+    def build(self, ctx: FederationContext) -> KarmadaFederation:
+        path = self.kubeconfig if os.path.isabs(self.kubeconfig) else os.path.join(ctx.config_dir, self.kubeconfig)
+        return KarmadaFederation(self, path, ctx.owner, ctx.clock)
+
+
+class KarmadaFederation:
+    """A :class:`~burst.api.Federation` over one Karmada control plane."""
+
+    name = "karmada"
+
+    def __init__(self, config: KarmadaConfig, kubeconfig_path: str, owner: str, clock: Clock) -> None:
+        self.config = config
+        self.kubeconfig_path = kubeconfig_path
+        self.owner = owner
+        self.clock = clock
+        # Admin kubeconfigs handed to join by this process: a fallback to reach a member whose
+        # credentials are not in Karmada yet.  Never logged, never persisted.
+        self._member_kubeconfigs: dict[str, str] = {}
+
+    @property
+    def _timeout(self) -> float:
+        return self.config.timeout.total_seconds()
+
+    def _cid(self, cluster: ClusterRecord) -> str:
+        return k8s_name(cluster.cluster_id)
+
+    def _labels(self, cluster: ClusterRecord) -> dict[str, str]:
+        return {CLUSTER_TAG: cluster.cluster_id, OWNER_TAG: self.owner}
+
+    def _account(self, cluster: ClusterRecord) -> MemberAccount:
+        sa = k8s_name(f"karmada-{self._cid(cluster)}")
+        return MemberAccount(
+            namespace=self.config.member_namespace,
+            name=sa,
+            cluster_role=f"karmada-controller-manager:{sa}",
+            labels=self._labels(cluster),
+        )
+
+    def _karmada(self, action: str) -> Kube:
+        return control_plane(self.kubeconfig_path, self.config.context, action, self._timeout)
+
+    def _member(self, karmada: Kube, cluster: ClusterRecord, obj: dict[str, Any] | None) -> Kube | None:
+        """The member, reached with the credentials Karmada holds for it (or join's kubeconfig)."""
+        cid = self._cid(cluster)
+        spec = (obj or {}).get("spec") or {}
+        ref = spec.get("secretRef") or {}
+        secret = karmada.get(SECRET, ref["name"], ref.get("namespace", "")) if ref.get("name") else None
+        data = (secret or {}).get("data") or {}
+        token = unb64(data.get("token"))
+        if spec.get("apiEndpoint") and token:
+            endpoint = ClusterEndpoint(
+                str(spec["apiEndpoint"]), str(data.get("caBundle") or ""), bool(spec.get("insecureSkipTLSVerification"))
+            )
+            return member_from_token(endpoint, token, self._timeout)
+        if cid in self._member_kubeconfigs:
+            action = f"karmada: reaching member {cid}"
+            return member_from_kubeconfig(
+                self._member_kubeconfigs[cid], self.config.member_context, action, self._timeout
+            )[0]
+        return None
+
+    # -- the Federation contract -------------------------------------------------------------
+
+    def join(self, cluster: ClusterRecord, kubeconfig: str) -> JoinStatus:
+        cid = self._cid(cluster)
+        action = f"karmada: joining {cid}"
+        self._member_kubeconfigs[cid] = kubeconfig
+        member, endpoint = member_from_kubeconfig(kubeconfig, self.config.member_context, action, self._timeout)
+        account = self._account(cluster)
+        try:
+            with kube_errors(f"{action}: member", FederationError, member.endpoint):
+                creds = account.ensure(member)
+        finally:
+            member.close()
+        if creds is None:
+            return JoinStatus(
+                False, f"waiting for the member's token controller to fill {account.namespace}/{account.token_secret}"
+            )
+        token, secret_ca = creds
+        karmada = self._karmada(action)
+        try:
+            with kube_errors(f"{action}: Karmada API", FederationError, karmada.endpoint):
+                return self._register(karmada, cluster, endpoint, endpoint.ca_data or secret_ca, token)
+        finally:
+            karmada.close()
+
+    def _register(
+        self, karmada: Kube, cluster: ClusterRecord, endpoint: ClusterEndpoint, ca_bundle: str, token: str
+    ) -> JoinStatus:
+        cid, ns = self._cid(cluster), self.config.cluster_namespace
+        labels = self._labels(cluster)
+        if karmada.get(NAMESPACE, ns) is None:
+            karmada.create(NAMESPACE, {"metadata": {"name": ns}})
+        data = {"token": b64(token), "caBundle": ca_bundle}
+        secret = {"metadata": {"name": cid, "labels": labels}, "type": "Opaque", "data": data}
+        created = karmada.create(SECRET, secret, ns)
+        if created is None and (karmada.get(SECRET, cid, ns) or {}).get("data") != data:
+            karmada.patch(SECRET, cid, {"data": data}, ns)
+        spec: dict[str, Any] = {
+            "syncMode": "Push",
+            "apiEndpoint": endpoint.server,
+            "secretRef": {"namespace": ns, "name": cid},
+        }
+        if endpoint.insecure:
+            spec["insecureSkipTLSVerification"] = True
+        obj = karmada.create(KARMADA_CLUSTER, {"metadata": {"name": cid, "labels": labels}, "spec": spec})
+        if obj is None:
+            obj = karmada.get(KARMADA_CLUSTER, cid) or {}
+            current = obj.get("spec") or {}
+            if any(current.get(k) != v for k, v in spec.items()):
+                obj = karmada.patch(KARMADA_CLUSTER, cid, {"spec": spec})
+        ready = condition(obj, "Ready")
+        if ready is not None and ready.get("status") == "True":
+            return JoinStatus(True, f"Karmada Cluster {cid} reports Ready")
+        why = f" ({ready.get('reason')}: {ready.get('message')})" if ready else ""
+        return JoinStatus(False, f"waiting for Karmada Cluster {cid} to report Ready{why}")
+
+    def drain(self, cluster: ClusterRecord) -> int:
+        cid = self._cid(cluster)
+        action = f"karmada: draining {cid}"
+        karmada = self._karmada(action)
+        try:
+            with kube_errors(f"{action}: Karmada API", FederationError, karmada.endpoint):
+                obj = self._edit_taints(karmada, cid, self._add_taint)
+                member = self._member(karmada, cluster, obj)
+        finally:
+            karmada.close()
+        if member is None:
+            log.info("karmada: %s was never joined: nothing can run there", cid)
+            return 0
+        skip = (*self.config.system_namespaces, self.config.member_namespace)
+        try:
+            with kube_errors(f"{action}: member", FederationError, member.endpoint):
+                return len(running_pods(member, skip_namespaces=skip))
+        finally:
+            member.close()
+
+    def undrain(self, cluster: ClusterRecord) -> None:
+        cid = self._cid(cluster)
+        karmada = self._karmada(f"karmada: undraining {cid}")
+        try:
+            with kube_errors(f"karmada: undraining {cid}: Karmada API", FederationError, karmada.endpoint):
+                self._edit_taints(karmada, cid, _without_ours)
+        finally:
+            karmada.close()
+
+    def _add_taint(self, taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if any(t.get("key") == DRAIN_TAINT_KEY and t.get("effect") == "NoSchedule" for t in taints):
+            return taints
+        added = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        return [*taints, {"key": DRAIN_TAINT_KEY, "value": "true", "effect": "NoSchedule", "timeAdded": added}]
+
+    def _edit_taints(
+        self, karmada: Kube, cid: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    ) -> dict[str, Any] | None:
+        """Read the Cluster, change its taints, PUT it back with its resourceVersion; re-read on 409."""
+        for attempt in range(_PUT_ATTEMPTS):
+            obj = karmada.get(KARMADA_CLUSTER, cid)
+            if obj is None:
+                return None
+            spec = obj.setdefault("spec", {})
+            taints = list(spec.get("taints") or [])
+            wanted = edit(taints)
+            if wanted == taints:
+                return obj
+            spec["taints"] = wanted
+            try:
+                return karmada.replace(KARMADA_CLUSTER, obj)
+            except ApiException as err:
+                if err.status != 409 or attempt == _PUT_ATTEMPTS - 1:
+                    raise
+                log.info("karmada: Cluster %s changed while burst edited its taints; reading it again", cid)
+        return None  # pragma: no cover - the loop returns or raises
+
+    def unjoin(self, cluster: ClusterRecord) -> None:
+        cid, ns = self._cid(cluster), self.config.cluster_namespace
+        action = f"karmada: unjoining {cid}"
+        karmada = self._karmada(action)
+        try:
+            with kube_errors(f"{action}: Karmada API", FederationError, karmada.endpoint):
+                obj = karmada.get(KARMADA_CLUSTER, cid)
+                member = self._member(karmada, cluster, obj)
+            if member is not None:
+                try:
+                    with kube_errors(f"{action}: member", FederationError, member.endpoint):
+                        self._account(cluster).remove(member)
+                except FederationError as err:
+                    log.warning("%s; its objects go when the cluster is deleted", err)
+                finally:
+                    member.close()
+            with kube_errors(f"{action}: Karmada API", FederationError, karmada.endpoint):
+                karmada.delete(KARMADA_CLUSTER, cid)
+                karmada.delete(SECRET, cid, ns)
+        finally:
+            karmada.close()
+        self._member_kubeconfigs.pop(cid, None)
+
+
+def _without_ours(taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in taints if t.get("key") != DRAIN_TAINT_KEY]
