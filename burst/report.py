@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from rich import box
 from rich.table import Table
 
 from burst.errors import BurstError
@@ -387,9 +388,13 @@ def render_table(report: CostReport) -> Table:
     t = Table(
         title=f"burst costs by {report.by}, {report.start:%Y-%m-%d %H:%M} – {report.end:%Y-%m-%d %H:%M} UTC",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
     )
-    for col in (report.by, "clusters", "node-h", "control-plane-h", "core-h", f"spend {cur}", f"{cur}/core-h", "waste"):
-        t.add_column(col, justify="left" if col == report.by else "right")
+    t.add_column(report.by, no_wrap=True, min_width=10)
+    for col in ("clusters", "node-h", "cp-h", "core-h", f"spend {cur}", f"{cur}/core-h", "waste"):
+        t.add_column(col, justify="right", no_wrap=True)
 
     def add(r: GroupRow, style: str = "") -> None:
         ppch = r.price_per_core_hour
@@ -410,6 +415,7 @@ def render_table(report: CostReport) -> Table:
     t.add_section()
     add(report.total, "bold")
     t.caption = (
+        "cp-h = control-plane hours; "
         f"burst core-hours that ran jobs: {report.burst_core_hours_used:,.1f}; "
         f"waste = spend on capacity that ran no job ({report.total.waste:,.2f} {cur})"
     )
