@@ -22,7 +22,6 @@ import base64
 import json
 import logging
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -133,9 +132,7 @@ def client_from_token(endpoint: ClusterEndpoint, token: str, *, retries: int = 1
     conf.host = endpoint.server.rstrip("/")
     conf.api_key = {"authorization": f"Bearer {token}"}
     if endpoint.ca_data:
-        with tempfile.NamedTemporaryFile("wb", prefix="burst-ca-", suffix=".crt", delete=False) as fh:
-            fh.write(base64.b64decode(endpoint.ca_data))
-        conf.ssl_ca_cert = fh.name
+        conf.ca_cert_data = base64.b64decode(endpoint.ca_data).decode()  # in memory: no temp file per call
     conf.verify_ssl = not endpoint.insecure
     return ApiClient(configuration=conf)
 

@@ -147,6 +147,10 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("cluster.karmada.io", "v1alpha1", "clusters", "Cluster", False),
 )
 
+#: Federation member kinds whose Ready condition ``ready_members=True`` sets at once (standing in
+#: for the KubeFed cluster controller and Karmada's cluster-status controller).
+_MEMBER_KINDS = {("core.kubefed.io", "kubefedclusters"), ("cluster.karmada.io", "clusters")}
+
 #: Namespaces every fresh cluster has.
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -421,10 +425,12 @@ class KubeApiServer:
         token: str | None = None,
         clock: Callable[[], datetime] = _now_utc,
         auto_tokens: bool = True,
+        ready_members: bool = False,
         git_version: str = "v1.31.0",
     ) -> None:
         self.token = token or secrets.token_urlsafe(24)
         self.auto_tokens = auto_tokens
+        self.ready_members = ready_members
         self.git_version = git_version
         self.requests: list[RecordedRequest] = []
         self._clock = clock
@@ -755,6 +761,11 @@ class KubeApiServer:
             for secret in self.do_list(self.kind_for("v1", "secrets"), sa_ns):
                 if (secret["metadata"].get("annotations") or {}).get(SA_NAME_ANNOTATION) == sa_name:
                     self._fill_token(secret)
+        elif self.ready_members and (rk.group, rk.plural) in _MEMBER_KINDS:
+            meta = obj["metadata"]
+            self.set_condition(
+                rk.api_version, rk.plural, meta["name"], "Ready", "True", namespace=meta.get("namespace", "")
+            )
 
     def _after_update(self, rk: ResourceKind, obj: JSON) -> None:
         if (rk.group, rk.plural) == ("", "secrets"):
@@ -1319,3 +1330,38 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         gv = f"{group}/{version}" if group else version
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m burst.testing.kube_server``: serve until SIGTERM/SIGINT (for subprocess tests)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="an in-memory Kubernetes API server on 127.0.0.1")
+    parser.add_argument("--kubeconfig", help="write a kubeconfig for the server to this file")
+    parser.add_argument("--name", default="fake", help="cluster/context name in the kubeconfig")
+    parser.add_argument("--namespace", action="append", default=[], help="create this namespace (repeatable)")
+    parser.add_argument("--nodes", type=int, default=0, help="add this many Ready nodes")
+    parser.add_argument("--cpu", default="8", help="allocatable cpu of each node")
+    parser.add_argument("--memory", default="32Gi", help="allocatable memory of each node")
+    parser.add_argument("--ready-members", action="store_true", help="KubeFed/Karmada clusters are Ready at once")
+    args = parser.parse_args(argv)
+    server = KubeApiServer(ready_members=args.ready_members)
+    for ns in args.namespace:
+        server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    for i in range(args.nodes):
+        server.add_node(f"node-{i + 1}", cpu=args.cpu, memory=args.memory)
+    url = server.start()
+    if args.kubeconfig:
+        with open(args.kubeconfig, "w", encoding="utf-8") as fh:
+            fh.write(server.kubeconfig(name=args.name))
+    print(url, flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

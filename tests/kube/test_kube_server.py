@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import pytest
 import urllib3
-from kubernetes import client, watch
+import yaml
+from kubernetes import client, config, watch
 from kubernetes.dynamic import DynamicClient
 
 from burst.api import SimClock
@@ -260,3 +263,48 @@ def test_names_with_colons_survive_url_encoding(api: Any, server: KubeApiServer)
     rbac.delete_cluster_role("kubefed-controller-manager:m1")
     assert server.find("rbac.authorization.k8s.io/v1", "clusterroles", "kubefed-controller-manager:m1") is None
     assert any("%3A" in r.path or ":" in r.path for r in server.requests if r.method == "DELETE")
+
+
+def test_injected_fault_answers_once_with_a_status(core: Any, server: KubeApiServer) -> None:
+    server.inject_fault("GET", "/api/v1/nodes", 500, "InternalError")
+    with pytest.raises(client.ApiException) as failed:
+        core.list_node()
+    assert failed.value.status == 500 and _status(failed.value)["reason"] == "InternalError"
+    assert core.list_node().items == []
+
+
+def test_ready_members_stands_in_for_the_federation_controllers(clock: SimClock) -> None:
+    with KubeApiServer(clock=clock.now, ready_members=True) as srv:
+        srv.create({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "m"}})
+        cond = srv.get("cluster.karmada.io/v1alpha1", "clusters", "m")["status"]["conditions"][0]
+        assert (cond["type"], cond["status"]) == ("Ready", "True")
+
+
+def test_runs_as_a_subprocess_until_sigterm(tmp_path: Any) -> None:
+    kubeconfig = tmp_path / "kc.yaml"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "burst.testing.kube_server",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--nodes",
+            "2",
+            "--namespace",
+            "kube-federation-system",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        api = config.new_client_from_config_dict(yaml.safe_load(kubeconfig.read_text()), persist_config=False)  # type: ignore[no-untyped-call]
+        assert len(client.CoreV1Api(api).list_node().items) == 2
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
