@@ -44,28 +44,53 @@ Python API for tests
 --------------------
 ::
 
-    server = KubeApiServer()            # KubeApiServer(clock=SimClock(...).now) for fixed times
+    server = KubeApiServer()            # options: clock=SimClock(...).now (creationTimestamp etc.),
+                                        # token="...", auto_tokens=False, ready_members=True
     url = server.start()                # "http://127.0.0.1:<port>", served from a daemon thread
-    text = server.kubeconfig()          # YAML: cluster (with certificate-authority-data), user
-                                        # with the bearer token, context; kubeconfig(token="x")
-                                        # gives one with another (e.g. wrong) token
-    server.expire_token()               # the admin token stops working: 401 from now on
-    server.add_node("n1", cpu="8", memory="32Gi", gpus=0)
+    text = server.kubeconfig()          # YAML: cluster (server + certificate-authority-data), user
+                                        # with the bearer token, context; kubeconfig(token="x",
+                                        # name="ctx", namespace="ns") for other variants
+    server.token / server.ca_data       # the admin token; the base64 CA the kubeconfig carries
+    server.expire_token()               # the admin token (or a given one) now gets 401
+    server.add_token("t")               # accept another bearer token
+
+    server.add_node("n1", cpu="8", memory="32Gi", gpus=0, labels={}, unschedulable=False, ready=True)
     server.set_node_allocatable("n1", cpu="7910m", memory="30Gi", gpus=2)
-    server.add_pod("p1", namespace="default", cpu="500m", memory="2Gi", unschedulable=True)
+    server.add_pod("p1", namespace="default", cpu="500m", memory="2Gi", gpus=0, phase="Pending",
+                   node=None, unschedulable=True, labels={}, created=datetime(...))
     server.set_pod_phase("default", "p1", "Running", node="n1")
-    server.set_condition("core.kubefed.io/v1beta1", "kubefedclusters", "c1", "Ready", "True",
-                         namespace="kube-federation-system")
-    server.create(obj) / server.get(api_version, plural, name, namespace=None)
-    server.objects(api_version, plural, namespace=None) / server.delete(...)
-    server.set_status(api_version, plural, name, {...}, namespace=None)   # merge into status
-    server.object_keys()                       # {(api_version, plural, namespace, name), ...}
+
+    server.create(obj)                  # as a POST; obj needs apiVersion and kind
+    server.get(api_version, plural, name, namespace="")      # ApiError(404) when missing
+    server.find(...)                    # like get, None when missing
+    server.objects(api_version, plural, namespace="", labels="")
+    server.patch(api_version, plural, name, merge_patch, namespace="")
+    server.delete(api_version, plural, name, namespace="")
+    server.set_status(api_version, plural, name, {...}, namespace="")   # merged into status
+    server.set_condition(api_version, plural, name, "Ready", "True", namespace="", reason="", message="")
+    server.object_keys()                # {(api_version, plural, namespace, name), ...}: compare
+                                        # before/after to check that exactly the right objects exist
     server.requests                     # [RecordedRequest(method, path, query, content_type, body)]
-    server.inject_fault("PUT", "/clusters/m1", 409, "Conflict", times=1)   # next matching request fails
+    server.clear_requests()
+    server.inject_fault("PUT", "/clusters/m1", 409, "Conflict", times=1)  # next matching requests fail
+    server.register_kind(ResourceKind(group, version, plural, kind, namespaced, status=True))
     server.stop()                       # closes the listener and every open connection
 
-Also usable as a context manager (``with KubeApiServer() as server:``).  All methods are
-thread-safe; they share one lock with the HTTP handlers.
+Also usable as a context manager (``with KubeApiServer() as server:``), and as a process:
+``python -m burst.testing.kube_server --kubeconfig FILE [--nodes N] [--namespace NS]...
+[--ready-members]`` prints the URL and serves until SIGTERM.  All methods are thread-safe; they
+share one lock with the HTTP handlers.
+
+``ready_members=True`` stands in for the KubeFed and Karmada controllers: a KubeFedCluster or
+Karmada Cluster is Ready as soon as it is created.  Without it, tests set the condition.
+
+Known differences from a real API server
+----------------------------------------
+No RBAC enforcement, admission, defaulting or validation beyond names; a ``creationTimestamp``
+sent on create is kept (tests backdate objects that way); strategic merge patch is a plain merge
+patch; field selectors accept any path; deletion is immediate (no finalizers, no graceful
+termination, no garbage collection by owner references); no scheduler, kubelet or controllers
+other than the token controller (and ``ready_members``); watch history is the last 10 000 changes.
 """
 
 from __future__ import annotations
