@@ -60,6 +60,7 @@ from burst.federation.kube import (
     control_plane,
     k8s_name,
     kube_errors,
+    label_value,
     member_from_kubeconfig,
     member_from_token,
     running_pods,
@@ -119,7 +120,7 @@ class KarmadaFederation:
         return k8s_name(cluster.cluster_id)
 
     def _labels(self, cluster: ClusterRecord) -> dict[str, str]:
-        return {CLUSTER_TAG: cluster.cluster_id, OWNER_TAG: self.owner}
+        return {CLUSTER_TAG: label_value(cluster.cluster_id), OWNER_TAG: label_value(self.owner)}
 
     def _account(self, cluster: ClusterRecord) -> MemberAccount:
         sa = k8s_name(f"karmada-{self._cid(cluster)}")

@@ -410,6 +410,11 @@ def k8s_name(text: str, limit: int = 63) -> str:
     return name
 
 
+def label_value(text: str) -> str:
+    """``text`` as a valid label value (at most 63 of ``[A-Za-z0-9._-]``, alphanumeric at both ends)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:63].strip("-._")
+
+
 def condition(obj: JSON | None, type_: str) -> JSON | None:
     """The ``status.conditions`` entry of ``type_``, if any."""
     if not obj:
