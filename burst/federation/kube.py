@@ -163,6 +163,8 @@ def describe(err: BaseException, endpoint: str) -> str:
         return f"the API server at {endpoint} answered {status} {err.reason}: {_status_message(err)}"
     if isinstance(err, KubeconfigError):
         return str(err)
+    if isinstance(err, BadResponse):
+        return f"the API server at {endpoint} gave a bad answer: {err}"
     if isinstance(err, urllib3.exceptions.MaxRetryError):
         reason = err.reason
         return f"cannot reach the API server at {endpoint}: {type(reason).__name__ if reason else 'retries exhausted'}"
@@ -176,7 +178,7 @@ def kube_errors(action: str, error: type[BurstError], endpoint: str = "") -> Ite
     """Turn SDK exceptions raised inside into ``error(f"{action}: …")`` (``raise … from err``)."""
     try:
         yield
-    except (ApiException, KubeconfigError, urllib3.exceptions.HTTPError, OSError) as err:
+    except (ApiException, KubeconfigError, BadResponse, urllib3.exceptions.HTTPError, OSError) as err:
         raise error(f"{action}: {describe(err, endpoint or 'the configured endpoint')}") from err
 
 
@@ -230,9 +232,16 @@ _TYPED_APIS: dict[str, Any] = {
 }
 
 
+class BadResponse(Exception):
+    """The API answered 2xx with a body that is not JSON (a proxy's page, a truncated answer)."""
+
+
 def _json(resp: Any) -> Any:
     """The JSON body of a raw (``_preload_content=False``) response."""
-    return json.loads(resp.data or b"null")
+    try:
+        return json.loads(resp.data or b"null")
+    except ValueError as err:
+        raise BadResponse(f"the answer is not JSON ({err.msg if hasattr(err, 'msg') else err})") from err
 
 
 @dataclass
@@ -406,7 +415,7 @@ def k8s_name(text: str, limit: int = 63) -> str:
     """A DNS-1123 label made from ``text`` (burst cluster ids are usually one already)."""
     name = _DNS_LABEL.sub("-", text.lower()).strip("-")[:limit].strip("-")
     if not name:
-        raise ValueError(f"cannot make a Kubernetes name from {text!r}")
+        raise FederationError(f"cannot make a Kubernetes name from {text!r}")
     return name
 
 

@@ -81,5 +81,5 @@ def test_names_and_label_values() -> None:
     assert k8s_name("AWS_Burst.1") == "aws-burst-1"
     assert label_value("cern burst/prod") == "cern-burst-prod"
     assert len(label_value("x" * 100)) == 63
-    with pytest.raises(ValueError, match="cannot make a Kubernetes name"):
+    with pytest.raises(FederationError, match="cannot make a Kubernetes name"):
         k8s_name("___")

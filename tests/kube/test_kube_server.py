@@ -308,3 +308,7 @@ def test_runs_as_a_subprocess_until_sigterm(tmp_path: Any) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_listing_a_missing_namespace_is_an_empty_list(core: Any) -> None:
+    assert core.list_namespaced_pod("does-not-exist").items == []
