@@ -1,10 +1,11 @@
 """Shared Kubernetes plumbing for the kubernetes backlog source and the kubefed/Karmada federations.
 
-Three things live here, so each plugin stays about its own semantics:
+Four things live here, so each plugin stays about its own semantics:
 
 * building official ``kubernetes`` clients from kubeconfig *text* (member kubeconfigs are secrets
-  handed over by a provider and never touch disk here) or from an endpoint + service-account
-  token (what the federation control plane itself uses to reach a member);
+  handed over by a provider; burst keeps them in memory — only the official loader writes the
+  certificate data it needs to private temporary files, as it always does) or from an endpoint +
+  service-account token (what the federation control plane itself uses to reach a member);
 * :class:`Kube`, dict-in/dict-out access to one API server through the official typed APIs
   (``CoreV1Api``, ``RbacAuthorizationV1Api``, ``BatchV1Api``, ``AppsV1Api``) and
   ``CustomObjectsApi`` for custom kinds — JSON is read raw (``_preload_content=False``), which is
