@@ -14,6 +14,9 @@ Join (idempotent; each call advances and reports, nothing waits), as ``karmadact
    both labelled ``burst.cluster`` and ``burst.owner``;
 3. ready once Karmada's cluster-status controller reports the Cluster's ``Ready`` condition True.
 
+karmadactl's ``<cluster>-impersonator`` Secret is not made: it only serves Karmada's aggregated
+proxy API, not scheduling or propagation.
+
 Drain puts a ``NoSchedule`` taint ``burst.draining=true`` on the Cluster's ``spec.taints``: the
 Karmada scheduler stops placing new work there, and — unlike ``NoExecute`` — nothing placed is
 evicted.  It then counts the member's running pods outside the system namespaces (see
