@@ -49,6 +49,8 @@ class CceFake(KeystoneFake):
         self.cluster_quota = 20
         #: next cluster created fails with this reason (job Failed, cluster Error)
         self.fail_next_cluster: str | None = None
+        #: a failed cluster's reason is only in its job (as after some CCE failures)
+        self.reason_in_job_only = False
         #: node pools go SoldOut instead of getting nodes
         self.sold_out = False
 
@@ -79,7 +81,9 @@ class CceFake(KeystoneFake):
         if phase == "Creating":
             if c.pop("_fail", None):
                 c["status"]["phase"] = "Error"
-                c["status"]["reason"] = job["status"]["reason"] = c.pop("_reason")
+                job["status"]["reason"] = c.pop("_reason")
+                if not self.reason_in_job_only:
+                    c["status"]["reason"] = job["status"]["reason"]
                 job["status"]["phase"] = "Failed"
             else:
                 c["status"]["phase"] = "Available"

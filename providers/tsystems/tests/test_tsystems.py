@@ -177,6 +177,17 @@ def test_failed_cluster_reports_reason(cce: Any, ctx: Any) -> None:
     assert got.status is CloudStatus.FAILED and "no free IP" in got.message
 
 
+def test_failure_reason_is_read_from_the_job(cce: Any, ctx: Any) -> None:
+    cce.fail_next_cluster, cce.reason_in_job_only = "etcd failed to start", True
+    p = make(ctx)
+    p.create_cluster(spec())
+    with pytest.raises(ProvisioningFailed, match="etcd failed to start"):
+        for _ in range(5):
+            p.create_cluster(spec())
+    (job_get,) = cce.sent("GET", r"/jobs/")
+    assert job_get.path.endswith(next(iter(cce.jobs)))
+
+
 def test_sold_out_node_pool_fails_provisioning(cce: Any, ctx: Any) -> None:
     cce.sold_out = True
     p = make(ctx)
@@ -213,7 +224,7 @@ def test_sold_out_node_pool_fails_provisioning(cce: Any, ctx: Any) -> None:
         (500, {"error_code": "CCE.01500001", "error_msg": "internal error"}, {}, ProviderError),
     ],
 )
-def test_error_mapping_on_create(cce: Any, ctx: Any, status: int, body: Any, headers: Any, expected: Any) -> None:  # noqa: PLR0917
+def test_error_mapping_on_create(cce: Any, ctx: Any, status: int, body: Any, headers: Any, expected: Any) -> None:
     p = make(ctx)
     # keystoneauth answers a 401 by re-authenticating and retrying once: keep the fault up
     cce.inject("POST", r"/clusters$", status, body, headers=headers, times=5)
