@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
+import botocore.session
 import pytest
+from botocore.loaders import Loader, create_loader
 from burst_aws import AwsProvider
 from moto.server import ThreadedMotoServer
 
@@ -56,11 +59,38 @@ def fake(moto_url: str, aws_env: None) -> Iterator[FakeAws]:
         proxy.stop()
 
 
+@pytest.fixture(scope="session")
+def data_loader() -> Loader:
+    """botocore's parsed service models, shared: parsing them again for every provider built
+    costs more CPU than the tests themselves.  Credentials are still resolved per provider."""
+    return create_loader()
+
+
+def _ctx(owner: str) -> ProviderContext:
+    return ProviderContext(clock=SimClock(datetime(2026, 11, 25, tzinfo=UTC)), owner=owner)
+
+
 @pytest.fixture
-def make_provider(fake: FakeAws) -> ProviderFactory:
+def make_provider(fake: FakeAws, data_loader: Loader) -> ProviderFactory:
+    """Providers on the production client setup (``make_clients``), pointed at the proxy."""
+
     def make(owner: str = OWNER, **overrides: Any) -> AwsProvider:
-        ctx = ProviderContext(clock=SimClock(datetime(2026, 11, 25, tzinfo=UTC)), owner=owner)
-        return config(fake.url, **overrides).build("aws", ctx)
+        cfg = config(fake.url, **overrides)
+        core = botocore.session.get_session()
+        core.register_component("data_loader", data_loader)
+        session = boto3.session.Session(botocore_session=core, profile_name=cfg.profile, region_name=cfg.region)
+        eks, sts = cfg.make_clients(session)
+        return AwsProvider(name="aws", config=cfg, owner=owner, eks=eks, sts=sts)
+
+    return make
+
+
+@pytest.fixture
+def make_built(fake: FakeAws) -> ProviderFactory:
+    """Providers made exactly as burst makes them: ``AwsProviderConfig.build``."""
+
+    def make(owner: str = OWNER, **overrides: Any) -> AwsProvider:
+        return config(fake.url, **overrides).build("aws", _ctx(owner))
 
     return make
 
@@ -70,8 +100,7 @@ def make_offline(aws_env: None) -> ProviderFactory:
     """Providers for tests that never reach AWS (offerings, config, local failures): no server needed."""
 
     def make(owner: str = OWNER, **overrides: Any) -> AwsProvider:
-        ctx = ProviderContext(clock=SimClock(datetime(2026, 11, 25, tzinfo=UTC)), owner=owner)
-        return config(overrides.pop("endpoint_url", "http://127.0.0.1:9"), **overrides).build("aws", ctx)
+        return config(overrides.pop("endpoint_url", "http://127.0.0.1:9"), **overrides).build("aws", _ctx(owner))
 
     return make
 

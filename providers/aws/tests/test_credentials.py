@@ -105,8 +105,8 @@ def test_kubeconfig_has_endpoint_ca_and_a_presigned_sts_token(provider: AwsProvi
     assert not sigv4_matches(url, "another-cluster", SECRET)  # the cluster name is bound into the token
 
 
-def test_sts_endpoint_is_configurable(make_provider: ProviderFactory, fake: FakeAws) -> None:
-    provider = make_provider(sts_endpoint_url="https://sts.eu-central-1.vpce.example.internal")
+def test_sts_endpoint_is_configurable(make_built: ProviderFactory, fake: FakeAws) -> None:
+    provider = make_built(sts_endpoint_url="https://sts.eu-central-1.vpce.example.internal")
     ready(provider)
     (user,) = yaml.safe_load(provider.credentials(CID))["users"]
     assert urlsplit(decode(user["user"]["token"])).netloc == "sts.eu-central-1.vpce.example.internal"

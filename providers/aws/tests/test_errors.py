@@ -120,8 +120,15 @@ CASES = {
 
 
 def _call(case: Case, provider: AwsProvider) -> Callable[[], object]:
-    """Bring the cluster to where ``case.operation`` is the next call, and return that call."""
+    """Bring the cluster to where ``case.operation`` is the next call, and return that call.
+    (Reads need no cluster: the proxy answers the injected error before moto is asked.)"""
     s = spec()
+    reads: dict[str, Callable[[], object]] = {
+        "DescribeCluster": lambda: provider.get_cluster(CID),
+        "ListClusters": lambda: provider.list_clusters("inst-a"),
+    }
+    if case.operation in reads:
+        return reads[case.operation]
     if case.operation == "CreateCluster":
         return lambda: provider.create_cluster(s)
     provider.create_cluster(s)
@@ -129,8 +136,6 @@ def _call(case: Case, provider: AwsProvider) -> Callable[[], object]:
         return lambda: provider.create_cluster(s)
     provider.create_cluster(s)
     return {
-        "DescribeCluster": lambda: provider.get_cluster(CID),
-        "ListClusters": lambda: provider.list_clusters("inst-a"),
         "UpdateNodegroupConfig": lambda: provider.resize(CID, 9),
         "DeleteNodegroup": lambda: provider.delete_cluster(CID),
     }[case.operation]
@@ -231,10 +236,10 @@ def test_failed_control_plane_is_provisioning_failed(provider: AwsProvider, fake
     assert fake.seen("CreateNodegroup") == []
 
 
-def test_no_credentials_is_auth_failed(make_provider: ProviderFactory, fake: FakeAws, monkeypatch: Any) -> None:
+def test_no_credentials_is_auth_failed(make_built: ProviderFactory, fake: FakeAws, monkeypatch: Any) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    provider = make_provider()
+    provider = make_built()
     with pytest.raises(AuthFailed, match="no usable AWS credentials") as caught:
         provider.get_cluster(CID)
     assert isinstance(caught.value.__cause__, BotoCoreError)

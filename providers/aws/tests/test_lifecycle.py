@@ -212,11 +212,11 @@ def test_foreign_cluster_is_never_touched(provider: AwsProvider, fake: FakeAws) 
     assert client.describe_cluster(name="burst-7f3a")["cluster"]["status"] == "ACTIVE"
 
 
-def test_create_twice_makes_one_cluster(make_provider: ProviderFactory, fake: FakeAws) -> None:
+def test_create_twice_makes_one_cluster(make_built: ProviderFactory, fake: FakeAws) -> None:
     s = spec()
-    make_provider().create_cluster(s)
-    make_provider().create_cluster(s)  # a second daemon replica, or a retry after a lost answer
-    assert make_provider().create_cluster(s).status is CloudStatus.READY
+    make_built().create_cluster(s)
+    make_built().create_cluster(s)  # a second daemon replica, or a retry after a lost answer
+    assert make_built().create_cluster(s).status is CloudStatus.READY
     assert mutations(fake) == ["CreateCluster", "CreateNodegroup"]
     assert eks(fake).list_clusters()["clusters"] == ["burst-7f3a"]
 

@@ -178,6 +178,14 @@ class AwsProviderConfig(ProviderConfig):
         return value
 
     def build(self, name: str, ctx: ProviderContext) -> AwsProvider:
+        with _aws(f"connecting provider {name} to AWS"):
+            session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
+        eks, sts = self.make_clients(session, name)
+        return AwsProvider(name=name, config=self, owner=ctx.owner, eks=eks, sts=sts)
+
+    def make_clients(self, session: Any, name: str = "aws") -> tuple[Any, Any]:
+        """The EKS and STS clients for ``session`` (a ``boto3.session.Session``): the one place that
+        sets endpoints, timeouts and the retry budget."""
         config = Config(
             retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
             connect_timeout=self.connect_timeout_s,
@@ -185,12 +193,14 @@ class AwsProviderConfig(ProviderConfig):
             user_agent_extra="burst",
         )
         with _aws(f"connecting provider {name} to AWS"):
-            session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
-            eks = session.client("eks", endpoint_url=self.endpoint_url, config=config)
+            eks = session.client("eks", region_name=self.region, endpoint_url=self.endpoint_url, config=config)
             sts = session.client(
-                "sts", endpoint_url=self.sts_endpoint_url or f"https://sts.{self.region}.amazonaws.com", config=config
+                "sts",
+                region_name=self.region,
+                endpoint_url=self.sts_endpoint_url or f"https://sts.{self.region}.amazonaws.com",
+                config=config,
             )
-        return AwsProvider(name=name, config=self, owner=ctx.owner, eks=eks, sts=sts)
+        return eks, sts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,8 +583,9 @@ class AwsProvider:
         try:
             with _aws(action):
                 self._eks.delete_cluster(name=cluster_id)
-        except _InUseError:
-            return self._view(cluster, None, CloudStatus.DELETING, "EKS still has resources in the cluster")
+        except _InUseError as busy:
+            # Still creating, updating, or node groups not yet gone: EKS takes the delete later.
+            return self._view(cluster, None, CloudStatus.DELETING, f"EKS refused the delete for now: {busy}")
         return self._view(cluster, None, CloudStatus.DELETING, "EKS control plane deleting")
 
     def _delete_nodegroup(self, cluster_id: str, name: str, action: str) -> None:
