@@ -4,6 +4,7 @@ scripts; every error is one line on stderr with a non-zero exit, never a traceba
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -155,6 +156,8 @@ def simulate(
     """Replay a trace through burst on the embedded local cloud: waits, cost, clusters."""
     from burst.backlog.trace import load_trace
     from burst.simulate import simulate as run_sim
+
+    logging.getLogger("burst").setLevel(logging.ERROR)  # the summary tells what matters
 
     def go() -> Any:
         cfg = config_mod.load(config)

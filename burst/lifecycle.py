@@ -88,6 +88,8 @@ class ClusterRecord:
     ready_at: datetime | None = None
     removed_at: datetime | None = None
     next_attempt_at: datetime | None = None
+    #: A hard stop (budget): removed at this time even if jobs still run.
+    drain_deadline: datetime | None = None
 
     @property
     def cores(self) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 from burst.lifecycle import ClusterRecord, ClusterState
@@ -39,6 +40,7 @@ class Action:
     cost_per_hour: float = 0.0
     currency: str = ""
     target: Target | None = None
+    deadline: datetime | None = None
 
     def describe(self) -> str:
         verb = {Op.CREATE: "create", Op.GROW: "grow", Op.DRAIN: "drain", Op.UNDRAIN: "undrain"}[self.op]
@@ -91,10 +93,14 @@ def make_plan(
 
     forced = {d.cluster_id: d for d in decision.drains}
     for c in fleet:
-        if c.cluster_id in forced and c.state in (S.ACTIVE, S.JOINING):
-            d = forced[c.cluster_id]
-            actions.append(_release(c, Op.DRAIN, d.policy, d.reason))
-            live[_key(c)] = [x for x in live[_key(c)] if x.cluster_id != c.cluster_id]
+        d = forced.get(c.cluster_id)
+        if d is None or c.state not in (S.PLANNED, S.PROVISIONING, S.JOINING, S.ACTIVE, S.DRAINING):
+            continue
+        if c.state is S.DRAINING and (d.deadline is None or d.deadline == c.drain_deadline):
+            continue  # already leaving, and no new hard stop to set
+        actions.append(replace(_release(c, Op.DRAIN, d.policy, d.reason), deadline=d.deadline))
+        live[_key(c)] = [x for x in live[_key(c)] if x.cluster_id != c.cluster_id]
+        draining[_key(c)] = [x for x in draining[_key(c)] if x.cluster_id != c.cluster_id]
 
     for k in sorted(set(targets) | set(live)):
         tgt = targets.get(k)

@@ -101,11 +101,16 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class ForcedDrain:
-    """A limit policy's order to drain a cluster now (e.g. budget nearly spent)."""
+    """A limit policy's order to drain a cluster now (e.g. budget nearly spent).
+
+    With a ``deadline`` the cluster is removed at that time even if jobs still run there (they are
+    killed and counted): the budget's hard stop, so spend never runs past a cap by more than a tick.
+    """
 
     cluster_id: str
     policy: str
     reason: str
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

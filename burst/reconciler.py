@@ -48,6 +48,8 @@ class StepReport:
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # cluster, error type, message
     stuck_deleted: int = 0
     orphans_removed: list[str] = field(default_factory=list)
+    #: jobs still running on clusters removed at a hard-stop deadline
+    killed: int = 0
 
 
 class Reconciler:
@@ -82,7 +84,7 @@ class Reconciler:
             elif a.op is Op.GROW and rec.state is S.ACTIVE:
                 touched.append(self.store.update(rec, now, desired_nodes=a.nodes))
             elif a.op is Op.DRAIN:
-                touched.append(self.release(rec, a.reason))
+                touched.append(self.release(rec, a.reason, a.deadline))
             elif a.op is Op.UNDRAIN and rec.state is S.DRAINING:
                 self.federation.undrain(rec)
                 touched.append(self.store.transition(rec, S.ACTIVE, now, a.reason))
@@ -112,15 +114,20 @@ class Reconciler:
             reason=a.reason,
         )
 
-    def release(self, rec: ClusterRecord, reason: str) -> ClusterRecord:
-        """Take a cluster out of service the gentlest way its state allows."""
+    def release(self, rec: ClusterRecord, reason: str, deadline: datetime | None = None) -> ClusterRecord:
+        """Take a cluster out of service the gentlest way its state allows.  A ``deadline`` (the
+        budget's hard stop) removes it then even if jobs still run."""
         now = self.clock.now()
         if rec.state is S.PLANNED:
             return self.store.transition(rec, S.REMOVED, now, f"cancelled before creation: {reason}", removed_at=now)
         if rec.state is S.PROVISIONING:
             return self.store.transition(rec, S.REMOVING, now, f"cancelled while provisioning: {reason}")
+        if deadline is not None and rec.drain_deadline is not None:
+            deadline = min(deadline, rec.drain_deadline)
         if rec.state in (S.ACTIVE, S.JOINING):
-            return self.store.transition(rec, S.DRAINING, now, reason)
+            return self.store.transition(rec, S.DRAINING, now, reason, drain_deadline=deadline)
+        if rec.state is S.DRAINING and deadline is not None and deadline != rec.drain_deadline:
+            return self.store.update(rec, now, drain_deadline=deadline, reason=reason)
         return rec
 
     # --- one step for every cluster -----------------------------------------------------------
@@ -182,6 +189,14 @@ class Reconciler:
             running = self.federation.drain(rec)
             if running == 0:
                 rec = self._move(rec, S.REMOVING, "drained: no job runs there", report)
+                self._removing(rec, report)
+            elif rec.drain_deadline is not None and now >= rec.drain_deadline:
+                report.killed += running
+                why = (
+                    f"hard stop at {rec.drain_deadline:%Y-%m-%d %H:%M}: {running} running job(s) killed ({rec.reason})"
+                )
+                log.warning("%s: %s", rec.cluster_id, why)
+                rec = self._move(rec, S.REMOVING, why, report)
                 self._removing(rec, report)
         elif st is S.REMOVING:
             self._removing(rec, report)

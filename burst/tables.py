@@ -78,6 +78,7 @@ clusters = Table(
     Column("ready_at", UTCDateTime()),
     Column("removed_at", UTCDateTime()),
     Column("next_attempt_at", UTCDateTime()),
+    Column("drain_deadline", UTCDateTime()),
     Index("ix_clusters_state", "state"),
 )
 

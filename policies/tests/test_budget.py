@@ -234,12 +234,28 @@ def test_drains_newest_and_most_expensive_first_until_the_burn_fits() -> None:
     )
     # aws-0007 (newest, dearest) → ts-0002 (newest) → ts-0001: 42.1 → 36 → 32 → 24 ≤ 25.  The
     # cluster already draining still burns, so it counts, but it is not drained twice.
-    assert [d.cluster_id for d in res.drains] == ["burst-aws-0007", "burst-ts-0002", "burst-ts-0001"]
+    assert [d.cluster_id for d in res.drains[:3]] == ["burst-aws-0007", "burst-ts-0002", "burst-ts-0001"]
+    # The hard stop: 25 EUR last 35.6 min at 42.1 EUR/h; every cluster leaving for this cap, the one
+    # already draining included, must be gone a tick and a delete before that.
+    assert res.drains[3].cluster_id == "burst-ts-0003" and "hard stop" in res.drains[3].reason
+    deadlines = {d.deadline for d in res.drains}
+    assert len(deadlines) == 1
+    [deadline] = deadlines
+    assert deadline is not None and NOW < deadline < NOW + timedelta(minutes=31)
     assert res.notes[0] == "budget monthly: 39,975 of 40,000 EUR spent; draining burst-aws-0007"
     assert "6.10 EUR/h" in res.drains[0].reason and res.drains[0].policy == "budget"
     # The campaign keeps its 400 cores; the backlog's clusters are gone and nothing new is bought
     # in a tick that drains.
     assert [(w.campaign, w.cores) for w in res.wants] == [("moriond-2027", 400)]
+
+
+def test_without_hard_stop_drains_are_graceful() -> None:
+    fleet = drain_fleet()
+    spend = Spend("EUR", month_to_date=39975, burn_per_hour=42.1)
+    soft = BudgetPolicyConfig.model_validate({"kind": "budget", "monthly": "40000 EUR", "hard_stop": False}).build()
+    res = soft.limit(policy_input(NOW, offerings=[TS, AWS], fleet=fleet, spend=spend), [campaign_want(400)])
+    assert [d.cluster_id for d in res.drains] == ["burst-aws-0007", "burst-ts-0002", "burst-ts-0001"]
+    assert all(d.deadline is None for d in res.drains)
 
 
 def test_a_cap_already_passed_drains_everything_it_can() -> None:
@@ -251,6 +267,7 @@ def test_a_cap_already_passed_drains_everything_it_can() -> None:
         "burst-ts-0002",
         "burst-ts-0001",
         "burst-ts-moriond",
+        "burst-ts-0003",  # already draining: given the hard-stop deadline
     ]
     assert res.wants == ()
     assert any("4.00 EUR/h that no drain can stop still burn" in n for n in res.notes)
@@ -329,7 +346,9 @@ class MiniFleet:
         self.clusters = [c for c in self.clusters if c.state != ClusterState.DRAINING]
         for cid in drains:
             live = [c for c in self.clusters if c.state == ClusterState.ACTIVE]
-            victim = next(c for c in live if c.cluster_id == cid)
+            victim = next((c for c in live if c.cluster_id == cid), None)
+            if victim is None:
+                continue  # already leaving: the order only sets its hard-stop deadline
             # Newest first: nothing live is newer than what is drained.
             self.drained_order.append((cid, all(c.created_at <= victim.created_at for c in live)))
             self.clusters = [

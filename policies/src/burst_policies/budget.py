@@ -49,6 +49,8 @@ from burst.units import format_duration
 S = ClusterState
 #: States in which a cluster bills now or is about to (a PLANNED cluster starts billing next tick).
 COSTLY = frozenset({S.PLANNED, S.PROVISIONING, S.JOINING, S.ACTIVE, S.DRAINING, S.REMOVING, S.FAILED})
+#: How long a delete may take after the hard stop (the local cloud's default delete latency).
+DELETE_MARGIN = timedelta(minutes=5)
 #: States a forced drain can still stop; DRAINING/REMOVING are already on their way out.
 DRAINABLE = frozenset({S.PLANNED, S.PROVISIONING, S.JOINING, S.ACTIVE})
 #: States whose capacity a want already has.
@@ -63,6 +65,11 @@ class BudgetPolicyConfig(PolicyConfig):
         default_factory=dict, description="cap per campaign tag over its whole life, e.g. {moriond-2027: 20000 EUR}"
     )
     warn_at: float | None = Field(default=None, gt=0, lt=1, description="add a note once this fraction is spent")
+    hard_stop: bool = Field(
+        default=True,
+        description="remove drained clusters when the money runs out even if jobs still run there "
+        "(spend never passes the cap by more than a tick); false: drain gracefully and accept overrun",
+    )
     horizon: Duration = Field(
         default=timedelta(hours=1),
         description="drain when what is left is less than the live fleet burns in this time",
@@ -228,6 +235,13 @@ class BudgetPolicy:
             key=lambda c: (c.created_at, burn_per_hour(c)),
             reverse=True,
         )
+        # The hard stop: when the money runs out at today's burn, less a tick and a delete, every
+        # cluster drained for this cap is removed even if jobs still run there.
+        deadline = None
+        if self.cfg.hard_stop and burn > 0 and burn * _hours(window) > remaining:
+            left_h = max(remaining, 0.0) / burn
+            deadline = now + timedelta(hours=left_h) - tick - DELETE_MARGIN
+            deadline = max(deadline, now)
         for c in order:
             if burn * _hours(window) <= remaining:
                 break
@@ -237,8 +251,18 @@ class BudgetPolicy:
                 f"{head}; draining {c.cluster_id} ({burn_per_hour(c):,.2f} {cur}/h): "
                 f"{max(remaining, 0):,.0f} {cur} left, less than the fleet burns in {format_duration(window)}"
             )
-            drains.append(ForcedDrain(c.cluster_id, self.name, why))
+            drains.append(ForcedDrain(c.cluster_id, self.name, why, deadline))
             notes.append(f"{head}; draining {c.cluster_id}")
+        if deadline is not None:
+            for c in mine:
+                if (
+                    c.state is S.DRAINING
+                    and c.cluster_id not in drained
+                    and (c.drain_deadline is None or c.drain_deadline > deadline)
+                ):
+                    drained.add(c.cluster_id)
+                    why = f"{head}; {c.cluster_id} must be gone by {deadline:%Y-%m-%d %H:%M} (hard stop)"
+                    drains.append(ForcedDrain(c.cluster_id, self.name, why, deadline))
         if burn > 0 and burn * _hours(window) > remaining:
             notes.append(f"{head}; {burn:,.2f} {cur}/h that no drain can stop still burn (clusters already leaving)")
 
