@@ -137,6 +137,7 @@ class Engine:
         backlog: BacklogSource | None = None,
         extras: Mapping[str, object] | None = None,
         seed: int = 0,
+        stack: PolicyStack | None = None,
     ) -> Engine:
         extras = dict(extras or {})
         owner = cfg.file.installation
@@ -149,7 +150,7 @@ class Engine:
         federation = cfg.federation.build(FederationContext(clock, owner, cfg.config_dir, extras))
         if backlog is None:
             backlog = cfg.backlog.build(BacklogContext(clock, cfg.config_dir, extras))
-        return cls(cfg, clock, store, providers, federation, backlog, build_stack(cfg))
+        return cls(cfg, clock, store, providers, federation, backlog, stack or build_stack(cfg))
 
     def _collect_offerings(self) -> list[Offering]:
         offs: list[Offering] = []

@@ -21,6 +21,7 @@ from burst.engine import Engine
 from burst.executor import Executor
 from burst.lifecycle import ClusterState
 from burst.model import Job, Trace
+from burst.policy import PolicyStack
 from burst.store import Store
 
 S = ClusterState
@@ -105,7 +106,10 @@ def simulate(
     store_url: str = "sqlite://",
     progress: Progress | None = None,
     keep_store: bool = False,
+    stack: PolicyStack | None = None,
 ) -> tuple[SeasonSummary, Store]:
+    """Replay ``trace`` through burst.  ``stack`` replaces the config's policies (benchmarks pass
+    their baselines' stacks); everything else — cloud, reconciler, store, executor — is the same."""
     wall0 = time.perf_counter()
     clock = SimClock(trace.start)
     cores = cfg.file.onprem.cores if onprem_cores is None else onprem_cores
@@ -116,7 +120,7 @@ def simulate(
     mem = cfg.file.onprem.memory_gb
     executor = Executor(cores, int(mem * 1024) if mem is not None else None, trace.start, sim.spike_factor)
     holder["executor"] = executor
-    engine = Engine.build(cfg, clock, store=store, backlog=executor, extras=holder, seed=sim.seed)
+    engine = Engine.build(cfg, clock, store=store, backlog=executor, extras=holder, seed=sim.seed, stack=stack)
     jobs, unrunnable = runnable(trace.jobs, cfg, engine, cores)
     executor.load(jobs)
 
