@@ -265,3 +265,17 @@ def test_delete_of_a_half_created_cluster(provider: AwsProvider, fake: FakeAws) 
     assert mutations(fake) == ["CreateCluster", "DeleteCluster"]
     with pytest.raises(NotFound):
         provider.delete_cluster(s.cluster_id)
+
+
+def test_delete_refused_while_creating_is_retried_next_tick(provider: AwsProvider, fake: FakeAws) -> None:
+    """EKS answers ResourceInUseException to deleting a cluster it is still creating."""
+    s = spec()
+    provider.create_cluster(s)
+    fake.fail("DeleteCluster", "ResourceInUseException", "Cluster is still being created", status=409)
+    refused = provider.delete_cluster(s.cluster_id)
+    assert refused.status is CloudStatus.DELETING
+    assert "still being created" in refused.message
+    assert provider.delete_cluster(s.cluster_id).status is CloudStatus.DELETING
+    assert [r.status for r in fake.seen("DeleteCluster")] == [409, 200]
+    with pytest.raises(NotFound):
+        provider.delete_cluster(s.cluster_id)
