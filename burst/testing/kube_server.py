@@ -1378,10 +1378,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.kubeconfig:
         with open(args.kubeconfig, "w", encoding="utf-8") as fh:
             fh.write(server.kubeconfig(name=args.name))
-    print(url, flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    print(url, flush=True)  # only now: a SIGTERM sent as soon as the URL is read must stop cleanly
     stopped.wait()
     server.stop()
 
