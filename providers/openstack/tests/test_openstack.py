@@ -365,3 +365,27 @@ def test_unreachable_cloud_is_a_retryable_provider_error(magnum: Any, ctx: Any) 
     with pytest.raises(ProviderError) as info:
         p.get_cluster("burst-m1")
     assert type(info.value) is ProviderError and info.value.retryable
+
+
+def test_works_when_otcextensions_replaced_the_sdks_error_raiser(
+    magnum: Any, ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``register_otc_extensions`` (the tsystems provider, same process) swaps
+    ``openstack.exceptions.raise_from_response`` for one raising a plain HttpException on 403."""
+    import openstack.exceptions
+    from otcextensions.common import exc
+
+    monkeypatch.setattr(openstack.exceptions, "raise_from_response", exc.raise_from_response)
+    p = make(ctx)
+    with pytest.raises(NotFound):
+        p.get_cluster("burst-none")
+    create_until_ready(p, spec())
+    magnum.inject("GET", r"/quotas/", 403, _magnum_error(403, "Policy doesn't allow quota:get to be performed."))
+    assert p.quota().max_clusters is None
+    magnum.inject("POST", r"/clusters$", 404, _magnum_error(404, "ClusterTemplate x could not be found."))
+    with pytest.raises(ProviderError) as info:
+        p.create_cluster(spec("burst-other"))
+    assert type(info.value) is ProviderError
+    magnum.inject("GET", r"/clusters/burst-m1$", 403, _magnum_error(403, "Policy doesn't allow cluster:get."))
+    with pytest.raises(AuthFailed):
+        p.get_cluster("burst-m1")

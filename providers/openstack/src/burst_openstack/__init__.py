@@ -184,6 +184,8 @@ def translate_error(err: BaseException, action: str) -> ProviderError:
         except ValueError:
             retry = 30.0
         return Throttled(message, retry_after=retry)
+    if status == 403 and ("policy" in low or "not authorized" in low or "no permission" in low):
+        return AuthFailed(message)  # "Policy doesn't allow quota:get": a permission, not a quota
     if any(w in low for w in _QUOTA_WORDS):
         return QuotaExceeded(message)
     if any(w in low for w in _CAPACITY_WORDS):
@@ -193,6 +195,14 @@ def translate_error(err: BaseException, action: str) -> ProviderError:
     if status in (401, 403) or type(err).__name__ == "ConfigException":
         return AuthFailed(message)
     return ProviderError(message)
+
+
+def _http_status(err: BaseException) -> int | None:
+    """The HTTP status of an SDK error.  Match on this, not on exception subclasses:
+    otcextensions installs its own ``raise_from_response``, which raises a plain HttpException
+    for a 403 where openstacksdk's raises ForbiddenException."""
+    status = getattr(err, "status_code", None)
+    return int(status) if status is not None else None
 
 
 def _is_sdk_error(err: BaseException) -> bool:
@@ -338,8 +348,10 @@ class OpenStackProvider:
 
         try:
             c = self._get_json(f"/clusters/{ident}")
-        except exceptions.NotFoundException:
-            return None
+        except exceptions.HttpException as err:
+            if _http_status(err) == 404:
+                return None
+            raise
         labels = c.get("labels") or {}
         if labels.get(CLUSTER_TAG) != c.get("name") or labels.get(OWNER_TAG) != self.ctx.owner:
             raise ProviderError(f"cluster {ident}: exists in Magnum without burst's labels; not touching it")
@@ -402,7 +414,9 @@ class OpenStackProvider:
 
             try:
                 self.coe.create_cluster(**attrs)
-            except exceptions.NotFoundException as err:
+            except exceptions.HttpException as err:
+                if _http_status(err) != 404:
+                    raise
                 # a missing template, flavor or key pair: configuration, not "already gone"
                 raise ProviderError(translate_error(err, action).args[0]) from err
             return CloudCluster(
@@ -471,7 +485,9 @@ class OpenStackProvider:
                 max_clusters = int(q["hard_limit"])
                 if max_clusters < 0:
                     max_clusters = None
-            except (exceptions.NotFoundException, exceptions.ForbiddenException):
+            except exceptions.HttpException as err:
+                if _http_status(err) not in (403, 404):
+                    raise
                 max_clusters = None  # the quota API is admin-only on some clouds
             used = sum(1 for _ in self.coe.clusters())
             limits = self.conn.compute.get_limits().absolute

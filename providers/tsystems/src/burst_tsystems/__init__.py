@@ -195,6 +195,8 @@ def translate_error(err: BaseException, action: str) -> ProviderError:
         except ValueError:
             retry = 30.0
         return Throttled(message, retry_after=retry)
+    if status == 403 and ("policy" in low or "not authorized" in low or "no permission" in low):
+        return AuthFailed(message)  # "Policy doesn't allow quota:get": a permission, not a quota
     if any(w in low for w in _QUOTA_WORDS):
         return QuotaExceeded(message)
     if any(w in low for w in _CAPACITY_WORDS):
@@ -219,6 +221,14 @@ def _boundary(action: str) -> Iterator[None]:
         if _is_sdk_error(err):
             raise translate_error(err, action) from err
         raise
+
+
+def _http_status(err: BaseException) -> int | None:
+    """The HTTP status of an SDK error.  Match on this, not on exception subclasses:
+    otcextensions installs its own ``raise_from_response``, which raises a plain HttpException
+    for a 403 where openstacksdk's raises ForbiddenException."""
+    status = getattr(err, "status_code", None)
+    return int(status) if status is not None else None
 
 
 def _is_sdk_error(err: BaseException) -> bool:
@@ -454,7 +464,9 @@ class TSystemsProvider:
 
         try:
             send()
-        except exceptions.NotFoundException as err:
+        except exceptions.HttpException as err:
+            if _http_status(err) != 404:
+                raise
             raise ProviderError(translate_error(err, action).args[0]) from err
 
     def resize(self, cluster_id: str, nodes: int) -> CloudCluster:
