@@ -470,6 +470,110 @@ def _render_offerings(rows: list[dict[str, Any]], output: Output) -> None:
     out.print(t)
 
 
+# --- the daemon and operator overrides ---------------------------------------------------------
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def run(
+    config: ConfigOpt,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve /metrics and the status page on this port (0 = any free port)")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="address for the status page")] = "127.0.0.1",
+    log_format: Annotated[LogFormat, typer.Option(help="text for people, json for log collectors")] = LogFormat.text,
+    max_ticks: Annotated[int | None, typer.Option(hidden=True, help="stop after N ticks (tests)")] = None,
+) -> None:
+    """The daemon: reconcile on an interval until SIGTERM; resumes from the store on restart."""
+    from burst.daemon import Daemon, setup_logging
+
+    setup_logging(log_format.value)
+    code = guarded(
+        lambda: Daemon(
+            config_mod.load(config), metrics_port=metrics_port, metrics_host=metrics_host, max_ticks=max_ticks
+        ).run()
+    )
+    raise typer.Exit(code)
+
+
+def _operator_release(config: Path, cluster: str, *, force: bool, yes: bool, wait: bool, verb: str) -> None:
+    import time
+
+    from burst.clock import RealClock
+    from burst.engine import Engine
+    from burst.lifecycle import ClusterState
+    from burst.plan import OPERATOR
+
+    def go() -> Any:
+        cfg = config_mod.load(config)
+        eng = Engine.build(cfg, RealClock(), extras={"onprem_cores": cfg.file.onprem.cores})
+        rec = eng.store.get(cluster)
+        if rec is None or rec.state is ClusterState.REMOVED:
+            raise BurstError(f"no cluster {cluster!r} in the store (see `burst status --all`)")
+        return eng, rec
+
+    eng, rec = guarded(go)
+    now = eng.clock.now()
+    if force:
+        running = guarded(lambda: eng.federation.drain(rec)) if rec.state.value in ("ACTIVE", "DRAINING") else 0
+        err.print(f"{cluster} ({rec.state}) runs {running} job(s); --force removes it now and they will be killed.")
+        if not yes and not typer.confirm("Remove it anyway?", default=False, err=True):
+            raise typer.Exit(1)
+    rec = guarded(lambda: eng.reconciler.release(rec, f"{OPERATOR} burst {verb}", now if force else None))
+    out.print(f"{cluster}: {rec.state}" + (" (hard stop)" if force else ""))
+    if verb == "drain" or not wait:
+        eng.store.close()
+        return
+    # `burst remove` carries the cluster through drain and delete, one step every few seconds.
+    with err.status(f"removing {cluster}") as spinner:
+        while True:
+            guarded(lambda: eng.reconciler.step(only=cluster))
+            cur = eng.store.get(cluster)
+            if cur is None or cur.state is ClusterState.REMOVED:
+                break
+            spinner.update(f"removing {cluster}: {cur.state}" + (f" — {cur.last_error}" if cur.last_error else ""))
+            time.sleep(5)
+    eng.store.close()
+    out.print(f"{cluster}: REMOVED")
+
+
+@app.command()
+def drain(config: ConfigOpt, cluster: Annotated[str, typer.Argument(help="cluster id (see burst status)")]) -> None:
+    """Stop a cluster taking new jobs; the daemon removes it once nothing runs there."""
+    _operator_release(config, cluster, force=False, yes=False, wait=False, verb="drain")
+
+
+@app.command()
+def remove(
+    config: ConfigOpt,
+    cluster: Annotated[str, typer.Argument(help="cluster id (see burst status)")],
+    force: Annotated[bool, typer.Option(help="remove now even if jobs run there (says how many, then asks)")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+    wait: Annotated[bool, typer.Option(help="stay until the cluster is gone")] = True,
+) -> None:
+    """Drain a cluster, then delete it from its cloud."""
+    _operator_release(config, cluster, force=force, yes=yes, wait=wait, verb="remove")
+
+
+def _register_optional() -> None:
+    """Commands whose modules live beside the CLI (reports, benchmarks)."""
+    from burst.report_cli import report
+
+    app.command("report", help="Cost reports from the ledger: by provider, campaign, policy, cluster or day.")(report)
+    try:
+        from burst.bench_cli import bench  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:  # pragma: no cover - the benchmark module is optional in a slim install
+        return
+    app.command("bench", help="Benchmark burst against baselines on traces.")(bench)
+
+
+_register_optional()
+
+
 def main() -> None:
     try:
         app()

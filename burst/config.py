@@ -70,6 +70,18 @@ class SimulationConfig(BaseModel):
     )
 
 
+class LeaderElectionConfig(BaseModel):
+    """One leader among several daemon replicas, through a Kubernetes ``Lease``."""
+
+    model_config = ConfigDict(extra="forbid")
+    kubeconfig: str = Field(description="kubeconfig of the cluster holding the Lease (relative to this file)")
+    context: str | None = None
+    namespace: str = "default"
+    name: str = Field(default="burst-leader", description="the Lease object's name")
+    lease_duration: Duration = Field(default=timedelta(seconds=30), description="a leader silent this long is replaced")
+    identity: str | None = Field(default=None, description="this replica's name (default: host name and process id)")
+
+
 class BurstFile(BaseModel):
     """The file as written; plugin sections stay dicts until their plugin validates them."""
 
@@ -86,6 +98,7 @@ class BurstFile(BaseModel):
     policies: list[dict[str, Any]] = Field(default_factory=list)
     reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    leader_election: LeaderElectionConfig | None = None
 
 
 @dataclass(frozen=True)

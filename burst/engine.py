@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -236,22 +236,23 @@ class Engine:
         )
         return inp, plan
 
-    def tick(self) -> TickResult:
+    def tick(self, stop: Callable[[], bool] | None = None) -> TickResult:
+        """One reconcile tick.  ``stop`` (the daemon's SIGTERM flag) is checked between steps."""
         demand = self.poll_demand()
         inp = self.policy_input(demand)
         plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits, self._new_id)
         self._record(plan)
         self.reconciler.apply(plan)
-        report = self.reconciler.step()
+        report = self.reconciler.step(stop)
         replans = 0
         # Quota or capacity errors: placement picks the next provider in the same tick.
-        while report.fallbacks and replans < len(self.providers):
+        while report.fallbacks and replans < len(self.providers) and not (stop and stop()):
             replans += 1
             inp = self.policy_input(demand)
             plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits, self._new_id)
             self._record(plan, note=f"fallback after {', '.join(f'{p}: {e}' for p, e in report.fallbacks.items())}")
             self.reconciler.apply(plan)
-            report = self.reconciler.step()
+            report = self.reconciler.step(stop)
         self._sample(demand, inp)
         return TickResult(self.clock.now(), demand, plan, report, replans)
 

@@ -19,6 +19,10 @@ from burst.policy import Decision, ProviderLimits, Target
 S = ClusterState
 
 
+#: Reason prefix of an operator's ``burst drain`` / ``burst remove``: such drains are never undone.
+OPERATOR = "operator:"
+
+
 class Op(StrEnum):
     CREATE = "create"
     GROW = "grow"
@@ -140,10 +144,13 @@ def _add(
     lim = limits.get(off.provider)
     per_cluster = min(lim.nodes_per_cluster if lim else off.max_nodes_per_cluster, off.max_nodes_per_cluster)
     out: list[Action] = []
-    # 1. Take back draining clusters: they are up and paid for already.
+    # 1. Take back draining clusters: they are up and paid for already — unless an operator or a
+    #    hard stop (deadline) is sending them away.
     for c in sorted(draining, key=lambda c: c.created_at, reverse=True):
         if missing <= 0:
             break
+        if c.reason.startswith(OPERATOR) or c.drain_deadline is not None:
+            continue
         out.append(
             Action(
                 Op.UNDRAIN,

@@ -11,7 +11,7 @@ polled in later ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -132,9 +132,15 @@ class Reconciler:
 
     # --- one step for every cluster -----------------------------------------------------------
 
-    def step(self) -> StepReport:
+    def step(self, stop: Callable[[], bool] | None = None, only: str | None = None) -> StepReport:
+        """Advance every cluster (or ``only`` one) by one step.  ``stop`` is checked between
+        clusters, so a SIGTERM never interrupts a cluster mid-step."""
         report = StepReport()
         for rec in self.store.fleet():
+            if stop is not None and stop():
+                break
+            if only is not None and rec.cluster_id != only:
+                continue
             try:
                 self._step_one(rec, report)
             except BurstError as err:

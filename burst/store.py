@@ -203,6 +203,16 @@ class Store:
             m["end"],
         )
 
+    def refresh(self) -> None:
+        """Re-read the fleet and ledger: another process (an operator's ``burst drain``) may have
+        written.  The daemon calls this at the start of each tick."""
+        self._fleet.clear()
+        self._open.clear()
+        self._closed_by_month.clear()
+        self._closed_by_campaign.clear()
+        self._latencies.clear()
+        self._load()
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -80,11 +80,21 @@ class LocalProviderConfig(ProviderConfig):
     quota_clusters: int | None = Field(default=None, ge=0)
     delete_latency: float = Field(default=180.0, ge=0, description="seconds a delete takes")
     resize_latency: float = Field(default=150.0, ge=0, description="seconds new nodes take to join a cluster")
+    latency_scale: float = Field(
+        default=1.0, gt=0, description="multiply every modelled latency (demos and tests in real time)"
+    )
+    kube_api: bool = Field(
+        default=False,
+        description="give each ready cluster a real (in-process) Kubernetes API server, so federations "
+        "join it for real; its kubeconfig is what credentials() returns",
+    )
     faults: list[Fault] = Field(default_factory=list)
     state_file: str | None = Field(default=None, description="persist the simulated account here (JSON)")
 
     def build(self, name: str, ctx: ProviderContext) -> LocalProvider:
-        offerings = self.apply_price_overrides(catalog_offerings(name, self.cloud, self.region, self.spot))
+        offerings = self.apply_price_overrides(
+            catalog_offerings(name, self.cloud, self.region, self.spot, self.latency_scale)
+        )
         if self.flavors is not None:
             known = {o.flavor for o in offerings}
             unknown = sorted(set(self.flavors) - known)
@@ -99,10 +109,13 @@ class LocalProviderConfig(ProviderConfig):
         return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state)
 
 
-def catalog_offerings(provider: str, cloud: str, region: str | None, spot: bool) -> list[Offering]:
+def catalog_offerings(
+    provider: str, cloud: str, region: str | None, spot: bool, latency_scale: float = 1.0
+) -> list[Offering]:
     data = json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
     c = data["clouds"][cloud]
-    lat = LatencyModel(**c["latency"])
+    raw = c["latency"]
+    lat = LatencyModel(raw["base_s"] * latency_scale, raw["per_node_s"] * latency_scale, raw["sigma"])
     factor = c["spot_factor"] if spot else 1.0
     return [
         Offering(
@@ -162,6 +175,7 @@ class LocalProvider:
         self.state_file = state_file
         self.calls: list[tuple[str, str]] = []  # (method, cluster id): what burst asked, for tests
         self._acct = self._load()
+        self._servers: dict[str, Any] = {}  # cluster id → KubeApiServer (kube_api mode)
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -246,6 +260,8 @@ class LocalProvider:
         else:
             if c.nodes == 0:
                 c.nodes = c.desired
+            if self.cfg.kube_api:
+                self._api_server(c)
             if c.resize_at is not None and now >= c.resize_at:
                 c.nodes, c.resize_at = c.desired, None
             status = CloudStatus.RESIZING if c.resize_at is not None else CloudStatus.READY
@@ -292,6 +308,9 @@ class LocalProvider:
             c.deleting_until = now + self.cfg.delete_latency
             self._save()
         if now >= c.deleting_until:
+            server = self._servers.pop(cluster_id, None)
+            if server is not None:
+                server.stop()
             del self._acct.clusters[cluster_id]
             self._save()
             raise NotFound(f"cluster {cluster_id} deleted from {self.name}")
@@ -305,10 +324,28 @@ class LocalProvider:
         cores = sum(max(c.desired, c.nodes) * c.cpus for c in live)
         return Quota(self.cfg.quota_clusters, len(live), self.cfg.quota_cores, cores)
 
+    def _api_server(self, c: _Cluster) -> Any:
+        """The cluster's own Kubernetes API server, with one node per cluster node."""
+        server = self._servers.get(c.cluster_id)
+        if server is None:
+            from burst.testing.kube_server import KubeApiServer
+
+            server = KubeApiServer()
+            server.start()
+            off = self._by_flavor[c.flavor]
+            for i in range(c.nodes):
+                server.add_node(
+                    f"{c.cluster_id}-node-{i}", cpu=str(off.cpus), memory=f"{off.memory_mb}Mi", gpus=off.gpus
+                )
+            self._servers[c.cluster_id] = server
+        return server
+
     def credentials(self, cluster_id: str) -> str:
         c = self._acct.clusters.get(cluster_id)
         if c is None:
             raise NotFound(f"cluster {cluster_id} not found on {self.name}")
+        if self.cfg.kube_api:
+            return str(self._api_server(c).kubeconfig())
         return (
             "apiVersion: v1\nkind: Config\n"
             f"clusters:\n- name: {cluster_id}\n  cluster:\n    server: https://{cluster_id}.{self.name}.local.invalid\n"
