@@ -294,7 +294,6 @@ def _aws(action: str) -> Iterator[None]:
 
 _Json = Mapping[str, Any]
 
-_NG_FAILED = frozenset({"CREATE_FAILED", "DELETE_FAILED"})
 #: Node group health issues that mean "AWS has no room for this now": fall back, retry later.
 _ISSUE_CAPACITY = ("InsufficientInstanceCapacity", "InsufficientFreeAddresses", "Insufficient capacity")
 _ISSUE_QUOTA = ("InstanceLimitExceeded", "LimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded")
