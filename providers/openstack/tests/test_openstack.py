@@ -389,3 +389,24 @@ def test_works_when_otcextensions_replaced_the_sdks_error_raiser(
     magnum.inject("GET", r"/clusters/burst-m1$", 403, _magnum_error(403, "Policy doesn't allow cluster:get."))
     with pytest.raises(AuthFailed):
         p.get_cluster("burst-m1")
+
+
+def test_burst_providers_lists_the_offerings(magnum: Any, tmp_path: Any) -> None:
+    """The CLI, as a subprocess, builds the provider from a burst YAML and reaches Magnum/Nova."""
+    import json
+
+    cfg = tmp_path / "burst.yaml"
+    cfg.write_text(
+        "onprem: {cores: 100}\n"
+        "providers:\n"
+        "  cern: {kind: openstack, cloud: burst-test, region: cern, cluster_template: kubernetes-1.29,\n"
+        "         flavor: m2.xlarge}\n"
+    )
+    magnum.cores_used = 100
+    burst = os.path.join(os.path.dirname(sys.executable), "burst")
+    out = subprocess.run([burst, "providers", "--config", str(cfg), "--output", "json"], env=dict(os.environ),
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    (row,) = json.loads(out.stdout)
+    assert (row["provider"], row["flavor"], row["cpus"], row["price_per_hour"]) == ("cern", "m2.xlarge", 8, 0.0)
+    assert row["quota_cores_left"] == magnum.cores_limit - 100
+    assert magnum.sent("GET", rf"/magnum/v1/quotas/{magnum.project_id}/Cluster$")

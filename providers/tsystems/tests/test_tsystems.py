@@ -376,3 +376,24 @@ def test_malformed_answer_is_a_provider_error(cce: Any, ctx: Any) -> None:
     cce.inject("GET", r"/quotas$", 200, {"quotas": [{"quotaKey": "cluster"}]})
     with pytest.raises(ProviderError, match="unexpected answer from CCE"):
         p.quota()
+
+
+def test_burst_providers_lists_the_offerings(cce: Any, tmp_path: Any) -> None:
+    """The CLI, as a subprocess, builds the provider from a burst YAML and reaches CCE for quotas."""
+    import json
+
+    cfg = tmp_path / "burst.yaml"
+    cfg.write_text(
+        "onprem: {cores: 100}\n"
+        "providers:\n"
+        "  otc: {kind: tsystems, cloud: burst-test, vpc_id: v, subnet_id: s, keypair: k,\n"
+        "        prices: {s3.2xlarge.4: {price_per_hour: 0.5}}}\n"
+    )
+    burst = os.path.join(os.path.dirname(sys.executable), "burst")
+    out = subprocess.run([burst, "providers", "--config", str(cfg), "--output", "json"], env=dict(os.environ),
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    rows = {r["flavor"]: r for r in json.loads(out.stdout)}
+    assert set(rows) == {"s3.xlarge.4", "s3.2xlarge.4"}
+    assert rows["s3.2xlarge.4"]["price_per_hour"] == 0.5 and rows["s3.2xlarge.4"]["currency"] == "EUR"
+    assert rows["s3.xlarge.4"]["quota_cores_left"] == cce.cores_limit - cce.cores_used
+    assert cce.sent("GET", r"/quotas$")
