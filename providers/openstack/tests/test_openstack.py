@@ -410,3 +410,19 @@ def test_burst_providers_lists_the_offerings(magnum: Any, tmp_path: Any) -> None
     assert (row["provider"], row["flavor"], row["cpus"], row["price_per_hour"]) == ("cern", "m2.xlarge", 8, 0.0)
     assert row["quota_cores_left"] == magnum.cores_limit - 100
     assert magnum.sent("GET", rf"/magnum/v1/quotas/{magnum.project_id}/Cluster$")
+
+
+def test_delete_failed_is_retried_and_update_failed_is_reported(magnum: Any, ctx: Any) -> None:
+    p = make(ctx)
+    create_until_ready(p, spec())
+    (uid,) = magnum.clusters
+    magnum.clusters[uid]["status"] = "UPDATE_FAILED"
+    magnum.clusters[uid]["status_reason"] = "Quota exceeded for instances: Requested 3, but already used 10 of 10"
+    got = p.get_cluster("burst-m1")
+    assert got.status is CloudStatus.FAILED and "Quota exceeded for instances" in got.message
+    magnum.clusters[uid]["status"] = "DELETE_FAILED"
+    assert p.delete_cluster("burst-m1").status is CloudStatus.DELETING
+    assert len(magnum.sent("DELETE")) == 1
+    magnum.clusters[uid]["status"] = "DELETE_FAILED"  # Heat gave up again: ask again
+    p.delete_cluster("burst-m1")
+    assert len(magnum.sent("DELETE")) == 2
