@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from burst import config as config_mod
-from burst.errors import BurstError
+from burst.errors import BurstError, ProviderError
 from burst.units import format_duration
 
 app = typer.Typer(
@@ -406,8 +406,12 @@ def providers(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
         cfg = config_mod.load(config)
         provs = build_providers(cfg, RealClock())
         rows: list[dict[str, Any]] = []
-        for prov in provs.values():
-            q = prov.quota()
+        for name, prov in provs.items():
+            try:
+                q = prov.quota()
+            except ProviderError as e:  # one unreachable cloud must not hide the others' offerings
+                err.print(f"[yellow]warning:[/] quota of {name} unknown: {e}")
+                q = None
             rows.extend(_offering_row(o, q) for o in prov.offerings())
         return rows
 
