@@ -68,6 +68,11 @@ class Reconciler:
         self.clock = clock
         self.settings = settings
         self.owner = owner
+        #: orphans whose deletion :meth:`adopt` started: cluster id → provider name.  A cloud delete
+        #: takes several calls (EKS: node groups first, then the control plane), so each step
+        #: advances them until the provider answers NotFound.  Not persisted: after a restart,
+        #: adopt() finds them again by their owner tag.
+        self.orphans: dict[str, str] = {}
 
     # --- plan → intents -----------------------------------------------------------------------
 
@@ -136,6 +141,8 @@ class Reconciler:
         """Advance every cluster (or ``only`` one) by one step.  ``stop`` is checked between
         clusters, so a SIGTERM never interrupts a cluster mid-step."""
         report = StepReport()
+        if only is None:
+            self._remove_orphans(report)
         for rec in self.store.fleet():
             if stop is not None and stop():
                 break
@@ -297,6 +304,21 @@ class Reconciler:
             # Transient (throttled, network, a federation hiccup): same state, try again later.
             self.store.update(rec, now, **changes)
 
+    def _remove_orphans(self, report: StepReport) -> None:
+        """One more delete call for each orphan adopt() started removing, until it is gone."""
+        for cluster_id, name in list(self.orphans.items()):
+            prov = self.providers.get(name)
+            if prov is None:
+                del self.orphans[cluster_id]
+                continue
+            try:
+                prov.delete_cluster(cluster_id)
+            except NotFound:
+                del self.orphans[cluster_id]
+                log.info("orphan cluster %s on %s deleted", cluster_id, name)
+            except ProviderError as err:
+                report.errors.append((cluster_id, type(err).__name__, f"removing orphan: {err}"))
+
     # --- start-up: adopt what we know, remove orphans we created ---------------------------------
 
     def adopt(self) -> StepReport:
@@ -317,6 +339,7 @@ class Reconciler:
                     continue
                 try:
                     prov.delete_cluster(cloud.cluster_id)
+                    self.orphans[cloud.cluster_id] = name  # later steps finish the delete
                 except NotFound:
                     pass
                 except ProviderError as err:
