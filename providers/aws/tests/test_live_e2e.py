@@ -93,8 +93,6 @@ class LiveBacklog:
 class Live:
     engine: Engine
     backlog: LiveBacklog
-    store_url: str
-    config_path: Path
 
 
 def aws_section(endpoint: str, **extra: Any) -> dict[str, Any]:
@@ -138,7 +136,7 @@ def start(cfg: Config) -> Live:
     clock = RealClock()
     backlog = LiveBacklog(clock)
     engine = Engine.build(cfg, clock, store=Store(cfg.state_url(), OWNER), backlog=backlog)
-    return Live(engine, backlog, cfg.state_url(), Path(cfg.path))
+    return Live(engine, backlog)
 
 
 def tick_until(live: Live, done: Callable[[], bool], what: str, timeout: float = 15.0) -> int:
