@@ -576,7 +576,8 @@ h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-
 table { border-collapse: collapse; background: #fff; font-size: .9rem; }
 th, td { border-bottom: 1px solid #e3e6eb; padding: .35rem .7rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; } tr.total td { font-weight: 600; border-top: 2px solid #999; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; margin-top: 1rem; }
+.charts { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 1rem; margin-top: 1rem; }
+/* fixed tracks: a chart drawn before the next one's div exists keeps its final width */
 .chart { background: #fff; border: 1px solid #dde1e7; border-radius: 8px; padding: .3rem; min-width: 0; }
 .chart.wide { margin-top: 1rem; }
 .note { color: #5b6472; font-size: .85rem; max-width: 60rem; }

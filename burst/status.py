@@ -108,7 +108,7 @@ def gauge_figure(b: BudgetLine, spent: float) -> Any:
         go.Indicator(
             mode="gauge+number",
             value=round(spent, 2),
-            number={"suffix": f" {b.currency}", "valueformat": ",.0f"},
+            number={"suffix": f" {b.currency}", "valueformat": ",.2f"},
             title={"text": f"{b.label} (cap {b.limit:,.0f} {b.currency})"},
             gauge={
                 "axis": {"range": [0, top]},
@@ -146,7 +146,10 @@ def _reasons(detail: Mapping[str, Any]) -> list[str]:
 STATUS_CSS = """
 td.reasons { text-align: left; white-space: normal; max-width: 60rem; }
 td.reasons ul { margin: 0; padding-left: 1.1rem; }
-.gauges { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 1rem; }
+.gauges { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 1rem; }
+table.fleet td { white-space: nowrap; }
+table.fleet td:last-child { white-space: normal; text-align: left; max-width: 32rem; font-size: .8rem; }
+table.decisions th:last-child { text-align: left; }
 .state-ACTIVE { color: #1e7d55; font-weight: 600; } .state-FAILED { color: #c0392b; font-weight: 600; }
 """
 

@@ -114,7 +114,7 @@ def test_simulate_cli_writes_the_report(tmp_path: Path) -> None:
         for line in src:
             if not line.startswith(";"):
                 kept += 1
-                if kept > 400:
+                if kept > 200:
                     break
             dst.write(line)
     out = tmp_path / "sim.html"
