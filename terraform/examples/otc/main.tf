@@ -21,7 +21,7 @@ variable "cloud" {
 }
 
 variable "region" {
-  description = "OTC region."
+  description = "OTC region of burst's clusters (eu-de, eu-nl, ...)."
   type        = string
   default     = "eu-de"
 }

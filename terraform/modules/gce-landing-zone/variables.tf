@@ -78,9 +78,3 @@ variable "enable_nat" {
   type        = bool
   default     = false
 }
-
-variable "labels" {
-  description = "Extra labels on the resources that take labels."
-  type        = map(string)
-  default     = {}
-}

@@ -10,9 +10,14 @@ variable "name" {
 }
 
 variable "external_network" {
-  description = "Name of the external (provider) network the router's gateway and floating IPs come from. Null: no router; use create_network = false with a site network instead."
+  description = "Name of the external (provider) network the router's gateway and floating IPs come from. Null: no router and no external network in the template (only for sites whose Magnum driver and network need none)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.external_network == null ? true : length(var.external_network) > 0
+    error_message = "external_network must be null or a network name."
+  }
 }
 
 variable "create_network" {
@@ -25,12 +30,22 @@ variable "existing_network" {
   description = "Name of an existing network, used when create_network is false."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.existing_network == null ? true : length(var.existing_network) > 0
+    error_message = "existing_network must be null or a network name."
+  }
 }
 
 variable "existing_subnet" {
   description = "Name of an existing subnet of existing_network, used when create_network is false."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.existing_subnet == null ? true : length(var.existing_subnet) > 0
+    error_message = "existing_subnet must be null or a subnet name."
+  }
 }
 
 variable "subnet_cidr" {
@@ -79,12 +94,22 @@ variable "worker_flavor" {
   description = "Default worker flavor of the template; burst overrides it per cluster with the flavor it chose."
   type        = string
   default     = "m2.xlarge"
+
+  validation {
+    condition     = length(var.worker_flavor) > 0
+    error_message = "worker_flavor must name a Nova flavor."
+  }
 }
 
 variable "master_flavor" {
   description = "Flavor of the control-plane nodes."
   type        = string
   default     = "m2.medium"
+
+  validation {
+    condition     = length(var.master_flavor) > 0
+    error_message = "master_flavor must name a Nova flavor."
+  }
 }
 
 variable "network_driver" {
