@@ -18,6 +18,7 @@ from burst.errors import (
     is_fallback,
 )
 from burst.federation.api import Federation, FederationConfig, FederationContext, JoinStatus
+from burst.kubeconfig import b64, render_kubeconfig
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import (
     CAMPAIGN_TAG,
@@ -105,7 +106,9 @@ __all__ = [
     "Target",
     "Throttled",
     "Want",
+    "b64",
     "is_fallback",
     "parse_duration",
     "parse_money",
+    "render_kubeconfig",
 ]

@@ -28,7 +28,6 @@ from importlib import resources
 from typing import Any, Literal, cast
 
 import boto3
-import yaml
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError, ProfileNotFound
 from pydantic import Field, field_validator
@@ -52,6 +51,7 @@ from burst.api import (
     Quota,
     QuotaExceeded,
     Throttled,
+    render_kubeconfig,
 )
 
 __all__ = ["NODEGROUP", "AwsProvider", "AwsProviderConfig", "Catalog", "InstanceType", "load_catalog"]
@@ -611,16 +611,8 @@ class AwsProvider:
         ca = cluster.get("certificateAuthority", {}).get("data")
         if cluster.get("status") not in ("ACTIVE", "UPDATING") or not endpoint or not ca:
             raise ProviderError(f"{action}: the control plane is {cluster.get('status')}, no endpoint yet")
-        user = f"burst-{cluster_id}"
-        kubeconfig = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": cluster_id, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
-            "users": [{"name": user, "user": {"token": self._token(cluster_id, action)}}],
-            "contexts": [{"name": cluster_id, "context": {"cluster": cluster_id, "user": user}}],
-            "current-context": cluster_id,
-        }
-        return yaml.safe_dump(kubeconfig, sort_keys=False)
+        token = self._token(cluster_id, action)
+        return render_kubeconfig(cluster_id, endpoint, ca, {"token": token}, user_name=f"burst-{cluster_id}")
 
     def _token(self, cluster_id: str, action: str) -> str:
         def add_cluster_header(request: Any, **_: Any) -> None:

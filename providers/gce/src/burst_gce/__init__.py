@@ -27,7 +27,6 @@ from typing import Any, Literal
 
 import google.auth
 import requests
-import yaml
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials, Credentials
@@ -54,6 +53,7 @@ from burst.api import (
     Quota,
     QuotaExceeded,
     Throttled,
+    render_kubeconfig,
 )
 
 __all__ = [
@@ -85,21 +85,21 @@ _GKE_NAME_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$")
 
 
 # ---- errors of this provider (all burst ProviderErrors) ----------------------------------------------
-class AlreadyExists(ProviderError):  # noqa: N818 - named like burst's error family
+class AlreadyExists(ProviderError):
     """GKE answered 409 ALREADY_EXISTS; create_cluster turns it into "find it and check its labels"."""
 
 
-class ClusterBusy(ProviderError):  # noqa: N818 - named like burst's error family
+class ClusterBusy(ProviderError):
     """Another operation runs on the cluster (GKE's 400 FAILED_PRECONDITION); retry on a later tick."""
 
 
-class NotOwned(ProviderError):  # noqa: N818 - named like burst's error family
+class NotOwned(ProviderError):
     """A cluster of that name exists but does not carry this installation's labels: never touched."""
 
     retryable = False
 
 
-class RequestRejected(ProviderError):  # noqa: N818 - named like burst's error family
+class RequestRejected(ProviderError):
     """GKE rejected the request as invalid (400): retrying the same request cannot help."""
 
     retryable = False
@@ -444,18 +444,7 @@ class GceProvider:
             raise ProviderError(f"credentials for cluster {name}: no endpoint yet (status {_CS(cluster.status).name})")
         token = self._access_token(f"credentials for cluster {name}")
         entry = f"gke_{self._config.project}_{self._config.location}_{name}"
-        doc = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": entry, "cluster": {"server": f"https://{cluster.endpoint}", "certificate-authority-data": ca}}
-            ],
-            "contexts": [{"name": entry, "context": {"cluster": entry, "user": entry}}],
-            "current-context": entry,
-            "users": [{"name": entry, "user": {"token": token} if token else {}}],
-            "preferences": {},
-        }
-        return yaml.safe_dump(doc, sort_keys=False)
+        return render_kubeconfig(entry, f"https://{cluster.endpoint}", ca, {"token": token} if token else {})
 
     # ---- GKE calls -------------------------------------------------------------------------------------
     def _api(self) -> container_v1.ClusterManagerClient:

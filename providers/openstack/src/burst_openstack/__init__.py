@@ -16,7 +16,6 @@ Credentials come from ``clouds.yaml`` / ``OS_*`` environment variables (cloud na
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,7 +24,6 @@ from functools import cached_property
 from importlib import resources
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from burst.api import (
@@ -47,6 +45,8 @@ from burst.api import (
     Quota,
     QuotaExceeded,
     Throttled,
+    b64,
+    render_kubeconfig,
 )
 
 __all__ = [
@@ -249,21 +249,8 @@ def make_csr() -> tuple[bytes, str]:
 def make_kubeconfig(name: str, server: str, ca_pem: str, cert_pem: str, key_pem: bytes) -> str:
     """A self-contained kubeconfig (certificates embedded, not files next to it)."""
 
-    def b64(data: str | bytes) -> str:
-        return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
-
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "preferences": {},
-        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-        "users": [
-            {"name": "admin", "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}
-        ],
-        "contexts": [{"name": "default", "context": {"cluster": name, "user": "admin"}}],
-        "current-context": "default",
-    }
-    return yaml.safe_dump(doc, sort_keys=False)
+    user = {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}
+    return render_kubeconfig(name, server, b64(ca_pem), user, user_name="admin", context="default")
 
 
 # ---- the provider ------------------------------------------------------------------------------------------
