@@ -32,9 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import classad2
-import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field, field_validator
 from urllib3.exceptions import HTTPError
@@ -51,6 +49,7 @@ from burst.api import (
     JoinStatus,
 )
 from burst.backlog.htcondor import slot_kind
+from burst.federation.kube import KubeconfigError, client_from_kubeconfig
 
 log = logging.getLogger(__name__)
 
@@ -421,11 +420,9 @@ class HTCondorPool:
 def api_client_from_kubeconfig(kubeconfig: str) -> k8s.ApiClient:
     """A client for the member from its kubeconfig text (never written to disk, never logged)."""
     try:
-        data = yaml.safe_load(kubeconfig)
-        api: k8s.ApiClient = k8s_config.new_client_from_config_dict(data)  # type: ignore[no-untyped-call]
-        return api
-    except (yaml.YAMLError, k8s_config.ConfigException, TypeError, KeyError) as err:
-        raise FederationError(f"the member kubeconfig is not usable: {type(err).__name__}") from err
+        return client_from_kubeconfig(kubeconfig)[0]
+    except KubeconfigError as err:
+        raise FederationError(f"the member kubeconfig is not usable: {err}") from err
 
 
 def _create(call: Callable[[], object]) -> bool:
