@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tf_tree import CLOUDS  # noqa: E402
+from tf_tree import CLOUDS
 
 
 @pytest.fixture(params=sorted(CLOUDS))

@@ -133,7 +133,13 @@ def test_mapped_outputs_exist_and_name_their_burst_key(cloud: str) -> None:
 def _jsonencode(value: Any) -> str:
     """Terraform's jsonencode: compact JSON with Go's HTML-safe escapes for <, > and &."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escape)
     return text
 

@@ -132,7 +132,7 @@ def test_public_key_validation_accepts_a_real_openssh_key() -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-    keys = [
+    keys: list[ed25519.Ed25519PublicKey | rsa.RSAPublicKey] = [
         ed25519.Ed25519PrivateKey.generate().public_key(),
         rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key(),
     ]
