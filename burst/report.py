@@ -41,13 +41,13 @@ NONE_LABEL = "(none)"
 WASTE_METHOD = (
     "Waste is the share of spend on burst capacity that ran no job: clusters provisioning, joining, "
     "idle, draining or being removed. It is estimated from the store's samples of demand and "
-    "capacity (taken every `reconciler.sample_every`). Jobs fill on-prem cores first, so at each "
-    "sample the cores running beyond on-prem capacity, max(0, running - on-prem), are busy burst "
-    "cores; they hold until the next sample. Within each interval the spend of every ledger "
-    "segment (nodes and control planes alike) is split in proportion: busy core-hours / billed "
-    "core-hours of the whole burst fleet ran jobs, the rest is waste. Busy cores are a lower "
-    "bound (on-prem may have had free cores), so waste is an upper bound; before the first "
-    "sample nothing counts as busy."
+    "capacity (taken every `reconciler.sample_every`). At each sample, the cores running jobs "
+    "beyond the busy on-prem cores are busy burst cores; they hold until the next sample. When a "
+    "sample does not say how many on-prem cores were free, on-prem counts as full (jobs fill it "
+    "first), which makes busy burst cores a lower bound and waste an upper bound. Within each "
+    "interval the spend of every ledger segment (nodes and control planes alike) is split in "
+    "proportion: busy core-hours / billed core-hours of the whole burst fleet ran jobs, the rest "
+    "is waste. Before the first sample nothing counts as busy."
 )
 
 
@@ -334,7 +334,8 @@ def compute_report(
     samples = store.samples()
     if start is None:
         firsts = [s.start for s in segs] + [s["at"] for s in samples[:1]]
-        start = min(firsts) if firsts else now
+        # an empty store still gets a (zero) report: of the last 30 days
+        start = min(firsts) if firsts else (end or now) - timedelta(days=30)
     if end is None:
         end = max(now, start)
     if start >= end:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -215,3 +216,15 @@ def test_table_lists_groups_and_total(hand_store: Store) -> None:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     for key in ("a1", "g1", "a2", "total", "13.60", "20.0"):
         assert key in text
+
+
+def test_empty_store_gives_a_zero_report(tmp_path: Path) -> None:
+    from burst.report import write_html_report
+    from burst.testing.builders import make_config
+
+    store = Store("sqlite://", "burst")
+    r = write_html_report(store, make_config(), tmp_path / "empty.html", now=NOW)
+    assert r.rows == [] and r.total.spend == 0 and r.total.waste_share == 0
+    assert r.end == NOW and r.start == NOW - timedelta(days=30)
+    assert "0.00 EUR" in (tmp_path / "empty.html").read_text()
+    store.close()
