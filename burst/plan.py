@@ -21,6 +21,9 @@ S = ClusterState
 
 #: Reason prefix of an operator's ``burst drain`` / ``burst remove``: such drains are never undone.
 OPERATOR = "operator:"
+#: Reason prefix of a member rolled back because it never took work (join timeout or join errors):
+#: it never became ACTIVE, so taking it back would count a member that takes no work as capacity.
+ROLLBACK = "rollback:"
 
 
 class Op(StrEnum):
@@ -145,11 +148,11 @@ def _add(
     per_cluster = min(lim.nodes_per_cluster if lim else off.max_nodes_per_cluster, off.max_nodes_per_cluster)
     out: list[Action] = []
     # 1. Take back draining clusters: they are up and paid for already — unless an operator or a
-    #    hard stop (deadline) is sending them away.
+    #    hard stop (deadline) is sending them away, or they are a failed join being rolled back.
     for c in sorted(draining, key=lambda c: c.created_at, reverse=True):
         if missing <= 0:
             break
-        if c.reason.startswith(OPERATOR) or c.drain_deadline is not None:
+        if c.reason.startswith((OPERATOR, ROLLBACK)) or c.drain_deadline is not None:
             continue
         out.append(
             Action(

@@ -30,7 +30,7 @@ from burst.errors import (
 from burst.federation.api import Federation
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import CloudCluster, CloudStatus, ClusterSpec
-from burst.plan import Action, Op, Plan
+from burst.plan import ROLLBACK, Action, Op, Plan
 from burst.provider import Provider
 from burst.store import Store
 
@@ -242,7 +242,7 @@ class Reconciler:
     def _joining(self, rec: ClusterRecord, report: StepReport) -> None:
         now = self.clock.now()
         if now - rec.state_since > self.settings.joining_timeout:
-            self._move(rec, S.DRAINING, f"never took work within {self.settings.joining_timeout}; rolling back", report)
+            self._move(rec, S.DRAINING, f"{ROLLBACK} never took work within {self.settings.joining_timeout}", report)
             return
         kubeconfig = self._provider(rec).credentials(rec.cluster_id)
         status = self.federation.join(rec, kubeconfig)
@@ -299,7 +299,7 @@ class Reconciler:
         elif rec.state is S.PROVISIONING and attempts >= self.settings.max_attempts:
             self._move(rec, S.FAILED, f"{kind}: {err}; gave up after {attempts} attempts", report, **changes)
         elif rec.state is S.JOINING and isinstance(err, FederationError) and attempts >= self.settings.max_attempts:
-            self._move(rec, S.DRAINING, f"cannot join: {err}; rolling back", report, **changes)
+            self._move(rec, S.DRAINING, f"{ROLLBACK} cannot join: {err}", report, **changes)
         else:
             # Transient (throttled, network, a federation hiccup): same state, try again later.
             self.store.update(rec, now, **changes)
