@@ -177,7 +177,7 @@ def cloud_clusters(magnum: Any) -> list[str]:
 def kill_mid_create(fake: Any, cfg: Config, tmp_path: Path) -> None:
     """Run burst in its own process until its create reached the server (which acts on it, then
     holds the answer back), SIGKILL it there, and let the server answer again."""
-    fake.delay("POST", CREATE_PATH, 30)
+    fake.delay("POST", CREATE_PATH, 10)
     script = tmp_path / "burst_child.py"
     script.write_text(CHILD)
     child = subprocess.Popen(
