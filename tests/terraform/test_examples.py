@@ -207,3 +207,18 @@ def test_provider_yaml_without_a_module_output_is_refused(cloud: str) -> None:
             parse(yaml.safe_dump({"onprem": {"cores": 64}, "providers": {name: broken}}))
     with pytest.raises(ConfigError, match="unknown key"):
         parse(yaml.safe_dump({"onprem": {"cores": 64}, "providers": {name: {**section, "vpc": "x"}}}))
+
+
+def test_example_pins_the_provider_like_its_module(cloud: str) -> None:
+    """Different constraints in example and module would make `terraform init` fail (or pick a
+    version the module was not written for)."""
+
+    def required(parsed: dict[str, Any]) -> dict[str, Any]:
+        (terraform,) = parsed["terraform"]
+        (providers,) = terraform["required_providers"]
+        return dict(providers)
+
+    ex = example(cloud)
+    (example_terraform,) = [p for p in ex.parsed.values() if "terraform" in p]
+    module_versions = module(cloud).parsed["versions.tf"]
+    assert required(example_terraform) == required(module_versions)
