@@ -66,12 +66,16 @@ class BacklogPolicy:
         it, so a few 16-core jobs get 16-core nodes without turning all capacity into them."""
         d = inp.demand
         groups: dict[str, list[Bucket]] = {}
+        self._node_cores: dict[str, tuple[int, int]] = {}
         for b in d.pending:
             able = [o for o in inp.offerings if inp.can_host(o, b.shape)]
             if not able:
                 continue  # fits no offering: on-prem must run it
             cls = min(able, key=lambda o: (o.price_per_core_hour, o.cpus)).flavor
-            groups.setdefault(("gpu:" if b.shape.gpus else "cpu:") + cls, []).append(b)
+            key = ("gpu:" if b.shape.gpus else "cpu:") + cls
+            groups.setdefault(key, []).append(b)
+            off = min(able, key=lambda o: (o.price_per_core_hour, o.cpus))
+            self._node_cores[key] = (off.cpus, off.gpus)
         for cls in self._mem:
             groups.setdefault(cls, [])
         busy_burst = max(0, d.running_cores - d.onprem_cores)
@@ -96,7 +100,7 @@ class BacklogPolicy:
         if d.stale:
             reason = f"holding {m.level} {cls} cores: backlog is stale ({d.note or 'source unreadable'})"
             return self._emit(m.level, reason, m, cls)
-        pending = sum(b.cores for b in buckets)
+        pending = sum(self._cores_needed(cls, b) for b in buckets)
         free = d.onprem_free_cores if cls.startswith("cpu:") else 0
         overflow = max(0, pending - free)
         raw = busy_burst + int(overflow * cfg.headroom + 0.999)
@@ -135,6 +139,15 @@ class BacklogPolicy:
         if not reason:
             reason = f"backlog: keeping {m.level} {cls} cores ({pending} pending, {busy_burst} busy on burst capacity)"
         return self._emit(m.level, reason, m, cls)
+
+    def _cores_needed(self, cls: str, b: Bucket) -> int:
+        """Cores of capacity a bucket needs.  GPU jobs are counted by the nodes their GPUs take
+        (a 4-core 1-GPU job fills an 8-core 1-GPU node), so placement buys enough GPUs."""
+        if b.shape.gpus == 0:
+            return b.cores
+        cpus, gpus = self._node_cores.get(cls, (b.shape.cpus, b.shape.gpus))
+        per_job = max(b.shape.cpus, -(-b.shape.gpus // max(gpus, 1)) * cpus)
+        return per_job * b.count
 
     def _emit(self, cores: int, reason: str, m: _Memory, cls: str) -> list[Want]:
         if cores <= 0:
