@@ -555,9 +555,11 @@ def latency_figure(latencies: Mapping[str, Sequence[float]], title: str = "Provi
     return fig
 
 
-def figure_div(fig: Any) -> str:
-    """A chart as an HTML fragment that expects plotly.js to be loaded already."""
-    return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True}))
+def figure_div(fig: Any, modebar: bool = True) -> str:
+    """A chart as an HTML fragment that expects plotly.js to be loaded already.  Small charts go
+    without plotly's tool bar, which would cover their titles."""
+    config = {"displaylogo": False, "responsive": True, "displayModeBar": "hover" if modebar else False}
+    return str(fig.to_html(full_html=False, include_plotlyjs=False, config=config))
 
 
 def plotly_js() -> str:
@@ -634,7 +636,7 @@ def charts_html(report: CostReport, budget: Money | None = None) -> str:
     return (
         "".join(f'<div class="chart wide">{figure_div(f)}</div>' for f in wide)
         + '<div class="charts">'
-        + "".join(f'<div class="chart">{figure_div(f)}</div>' for f in small)
+        + "".join(f'<div class="chart">{figure_div(f, modebar=False)}</div>' for f in small)
         + "</div>"
     )
 

@@ -43,6 +43,7 @@ from burst.report import (
     compute_report,
     figure_div,
     groups_figure,
+    latency_figure,
     plotly_js,
     spend_figure,
 )
@@ -231,7 +232,8 @@ class StatusPage:
 
         if budgets:
             gauges = "".join(
-                f'<div class="chart">{figure_div(gauge_figure(b, budget_spent(b, spend)))}</div>' for b in budgets
+                f'<div class="chart">{figure_div(gauge_figure(b, budget_spent(b, spend)), modebar=False)}</div>'
+                for b in budgets
             )
             budget_html = f'<div class="gauges">{gauges}</div>'
         else:
@@ -244,11 +246,16 @@ class StatusPage:
             spend_figure(window, None, f"Spend, last {self.days:g} days"),
         ]
         charts_html = "".join(f'<div class="chart wide">{figure_div(f)}</div>' for f in charts)
-        charts_html += (
-            f'<div class="charts"><div class="chart">'
-            f"{figure_div(groups_figure(window.by_provider, cur, f'Spend by provider, last {self.days:g} days'))}"
-            "</div></div>"
+        days = f"last {self.days:g} days"
+        small = [
+            groups_figure(window.by_provider, cur, f"Spend by provider, {days}"),
+            groups_figure(window.by_campaign, cur, f"Spend by campaign, {days}"),
+            latency_figure(window.latencies, f"Provisioning latency, {days}"),
+        ]
+        charts_html += '<div class="charts">' + "".join(
+            f'<div class="chart">{figure_div(f, modebar=False)}</div>' for f in small
         )
+        charts_html += "</div>"
 
         title = f"burst — {self.cfg.file.installation}"
         return (

@@ -279,9 +279,9 @@ def test_stop_frees_the_port_and_busy_port_is_an_error(season: Season) -> None:
 def test_status_page_in_chromium(season: Season, server: StatusServer, tmp_path: Path) -> None:
     run = open_in_chromium(server.url + "/", "status-page", tmp_path, height=2400)
     assert run.console_errors() == []
-    # two budget gauges, demand/capacity, spend, spend by provider
-    assert run.dom.count('class="plot-container plotly"') == 5
-    assert run.svg_charts() >= 5
+    # two budget gauges; demand/capacity, spend, spend by provider and by campaign, latency
+    assert run.dom.count('class="plot-container plotly"') == 7
+    assert run.svg_charts() >= 7
     assert "burn" in run.dom and "Fleet" in run.dom
     for marker in MARKERS:
         assert marker not in run.dom
