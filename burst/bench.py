@@ -56,6 +56,9 @@ class BenchRow:
     wall_seconds: float = 0.0
     clusters_created: int = 0
     peak_burst_cores: int = 0
+    node_hours: float = 0.0
+    #: Core-hours jobs actually ran on burst capacity (the rest of what was paid for sat idle).
+    burst_core_hours_used: float = 0.0
     note: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -115,6 +118,8 @@ def bench_trace(
                 round(s.wall_seconds, 2),
                 s.clusters_created,
                 s.peak_burst_cores,
+                round(s.node_hours, 1),
+                round(s.burst_core_hours_used, 1),
             )
         )
     if "lower-bound" in strategies:

@@ -1,0 +1,73 @@
+"""The ``burst bench`` command function (registered in :mod:`burst.cli`).
+
+Prints, per (trace, strategy), spend, wait p50/p95 (all jobs, spike-time jobs), the ratio of spend
+to the clairvoyant lower bound, leaked clusters and killed jobs; ``--output json`` prints one
+object per row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from burst import config as config_mod
+from burst.errors import BurstError
+from burst.units import parse_duration
+
+
+class BenchOutput(StrEnum):
+    table = "table"
+    json = "json"
+
+
+_DEFAULT_STRATEGIES = "burst,onprem-only,static-peak,reactive-ca,cobald,lower-bound"
+
+
+def bench(
+    traces: Annotated[list[Path], typer.Argument(help="job traces to replay (SWF or CSV)")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="burst YAML config (the scenario)")],
+    output: Annotated[
+        BenchOutput, typer.Option("--output", "-o", help="table for people, json for scripts")
+    ] = BenchOutput.table,
+    onprem_cores: Annotated[int | None, typer.Option(min=0, help="override onprem.cores")] = None,
+    strategies: Annotated[str, typer.Option(help="comma-separated strategies to run, in order")] = _DEFAULT_STRATEGIES,
+    wait_target: Annotated[str, typer.Option(help="wait every job meets in the lower bound")] = "1h",
+) -> None:
+    """Simulate burst and its baselines side by side on each trace; spend vs the lower bound."""
+    from burst.bench import HEADER, render_json, row_cells, run_bench
+
+    logging.getLogger("burst").setLevel(logging.ERROR)
+    err = Console(stderr=True)
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    try:
+        target: timedelta = parse_duration(wait_target)
+        cfg = config_mod.load(config)
+        rows = run_bench(
+            traces,
+            cfg,
+            onprem_cores,
+            names,
+            wait_target=target,
+            progress=(lambda m: err.print(f"[dim]simulating {m}[/]", highlight=False)) if err.is_terminal else None,
+        )
+    except (BurstError, ValueError) as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if output is BenchOutput.json:
+        sys.stdout.write(json.dumps(render_json(rows), indent=2) + "\n")
+        return
+    t = Table(title="burst bench", title_justify="left")
+    for h in HEADER:
+        t.add_column(h, justify="left" if h in ("trace", "strategy") else "right")
+    for r in rows:
+        t.add_row(*row_cells(r))
+    Console().print(t)
