@@ -14,24 +14,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import yaml
 from burst_aws import NODEGROUP
 
-from burst.clock import Clock, RealClock
-from burst.config import Config, parse
-from burst.engine import Engine
 from burst.lifecycle import ClusterState
-from burst.model import Bucket, CloudStatus, ClusterSpec, Demand, Shape
-from burst.store import Store
+from burst.model import CloudStatus, ClusterSpec
+from burst.testing.live import Live, child_command, start, write_config
 
 from .fake_aws import FakeAws
 from .support import ACCOUNT, REGION
@@ -40,59 +33,6 @@ S = ClusterState
 OWNER = "burst"
 FLAVOR = "m5.2xlarge"  # 8 vCPUs: one node per 8-core job
 OWNER_TAG, CLUSTER_TAG = "burst.owner", "burst.cluster"
-
-# The burst process of the crash test: the production engine, built from the YAML file, ticking
-# until it is killed.  Its backlog is fixed (argv[2] cores of 8-core jobs).
-CHILD = """
-import sys, time
-from pathlib import Path
-from burst.clock import RealClock
-from burst.config import parse
-from burst.engine import Engine
-from burst.model import Bucket, Demand, Shape
-
-class Backlog:
-    name = "static"
-    def __init__(self, clock, cores):
-        self.clock, self.cores = clock, cores
-    def poll(self):
-        return Demand(self.clock.now(), (Bucket(Shape(8, 1000), self.cores // 8, 600.0),),
-                      running_cores=100, onprem_cores=100, onprem_free_cores=0)
-
-path = Path(sys.argv[1])
-cfg = parse(path.read_text(), str(path))
-clock = RealClock()
-engine = Engine.build(cfg, clock, backlog=Backlog(clock, int(sys.argv[2])))
-engine.reconciler.adopt()
-for _ in range(600):
-    engine.tick()
-    print("tick", flush=True)
-    time.sleep(0.05)
-print("finished", flush=True)
-"""
-
-
-class LiveBacklog:
-    """The backlog source of these tests: ``pending`` cores of 8-core jobs, read at the real time."""
-
-    name = "static"
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.demand = Demand(clock.now(), onprem_cores=100, onprem_free_cores=0)
-
-    def set_pending(self, cores: int) -> None:
-        buckets = (Bucket(Shape(8, 1000), cores // 8, 600.0),) if cores else ()
-        self.demand = Demand(self.clock.now(), buckets, running_cores=100, onprem_cores=100, onprem_free_cores=0)
-
-    def poll(self) -> Demand:
-        return replace(self.demand, at=self.clock.now())
-
-
-@dataclass
-class Live:
-    engine: Engine
-    backlog: LiveBacklog
 
 
 def aws_section(endpoint: str, **extra: Any) -> dict[str, Any]:
@@ -110,52 +50,6 @@ def aws_section(endpoint: str, **extra: Any) -> dict[str, Any]:
         "nodes_per_cluster": 4,
         **extra,
     }
-
-
-def write_config(tmp_path: Path, providers: dict[str, Any], policies: list[dict[str, Any]] | None = None) -> Config:
-    """The operator's YAML, written to a file and loaded the way ``burst run`` loads it."""
-    data: dict[str, Any] = {
-        "installation": OWNER,
-        "state": f"sqlite:///{tmp_path / 'burst.db'}",
-        "currency": "USD",
-        "onprem": {"cores": 100},
-        "federation": {"kind": "local", "join_latency": "0s"},
-        "providers": providers,
-        "policies": [
-            {"kind": "backlog", "pending_cores_above": 0, "for": "0s", "idle_after": "1s", "cooldown": "0s"},
-            *(policies or []),
-        ],
-        "reconciler": {"tick": "1s", "retry_backoff": "1s"},
-    }
-    path = tmp_path / "burst.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return parse(path.read_text(), str(path))
-
-
-def start(cfg: Config) -> Live:
-    clock = RealClock()
-    backlog = LiveBacklog(clock)
-    engine = Engine.build(cfg, clock, store=Store(cfg.state_url(), OWNER), backlog=backlog)
-    return Live(engine, backlog)
-
-
-def tick_until(live: Live, done: Callable[[], bool], what: str, timeout: float = 15.0) -> int:
-    """Tick with short real sleeps until ``done()``; fail loudly, with the fleet, at the deadline."""
-    deadline = time.monotonic() + timeout
-    ticks = 0
-    while not done():
-        if time.monotonic() > deadline:
-            fleet = [(c.cluster_id, c.state.value, c.last_error) for c in live.engine.store.all_clusters()]
-            pytest.fail(f"{what}: not reached in {timeout}s after {ticks} ticks; fleet {fleet}")
-        live.engine.tick()
-        ticks += 1
-        time.sleep(0.02)
-    return ticks
-
-
-def state(live: Live, cid: str) -> ClusterState | None:
-    rec = live.engine.store.get(cid)
-    return rec.state if rec else None
 
 
 def eks(moto_url: str) -> Any:
@@ -187,10 +81,10 @@ def lagging(fake: FakeAws) -> Iterator[FakeAws]:
 
 def test_backlog_creates_grows_and_removes_an_eks_cluster(lagging: FakeAws, moto_url: str, tmp_path: Path) -> None:
     fake = lagging
-    live = start(write_config(tmp_path, {"aws": aws_section(fake.url)}))
+    live = start(write_config(tmp_path, {"aws": aws_section(fake.url)}, currency="USD"))
     live.backlog.set_pending(16)  # two 8-core jobs waiting: two nodes
 
-    tick_until(live, lambda: bool(fake.seen("CreateCluster")), "create sent")
+    live.tick_until(lambda: bool(fake.seen("CreateCluster")), "create sent")
     [rec] = live.engine.store.all_clusters()
     cid = rec.cluster_id
     assert rec.provider == "aws" and rec.desired_nodes == 2
@@ -199,7 +93,7 @@ def test_backlog_creates_grows_and_removes_an_eks_cluster(lagging: FakeAws, moto
     assert create.body["tags"][OWNER_TAG] == OWNER and create.body["tags"][CLUSTER_TAG] == cid
     assert create.body["roleArn"].endswith(":role/burst-eks-cluster")
 
-    tick_until(live, lambda: state(live, cid) is S.ACTIVE, "cluster active")
+    live.tick_until(lambda: live.state(cid) is S.ACTIVE, "cluster active")
     [ng] = fake.seen("CreateNodegroup")
     assert ng.body["instanceTypes"] == [FLAVOR] and ng.body["scalingConfig"]["desiredSize"] == 2
     assert ng.body["tags"][OWNER_TAG] == OWNER and ng.body["tags"][CLUSTER_TAG] == cid
@@ -207,7 +101,7 @@ def test_backlog_creates_grows_and_removes_an_eks_cluster(lagging: FakeAws, moto
     assert trail == ["PLANNED", "PROVISIONING", "JOINING", "ACTIVE"]
 
     live.backlog.set_pending(32)  # more work: the same cluster grows to four nodes
-    tick_until(live, lambda: bool(fake.seen("UpdateNodegroupConfig")), "resize sent")
+    live.tick_until(lambda: bool(fake.seen("UpdateNodegroupConfig")), "resize sent")
     [update] = fake.seen("UpdateNodegroupConfig")
     assert update.cluster == cid and update.nodegroup == NODEGROUP
     assert update.body["scalingConfig"]["desiredSize"] == 4
@@ -216,7 +110,7 @@ def test_backlog_creates_grows_and_removes_an_eks_cluster(lagging: FakeAws, moto
     assert len(fake.seen("CreateCluster")) == 1, "growing never makes a second cluster"
 
     live.backlog.set_pending(0)  # the backlog is gone: drain, delete node group, then the cluster
-    tick_until(live, lambda: state(live, cid) is S.REMOVED, "cluster removed")
+    live.tick_until(lambda: live.state(cid) is S.REMOVED, "cluster removed")
     trail = [t["to_state"] for t in live.engine.store.transitions(cid)]
     assert trail[-3:] == ["DRAINING", "REMOVING", "REMOVED"]
     ops = fake.operations()
@@ -231,12 +125,10 @@ def test_killed_mid_create_the_next_process_adopts_and_never_duplicates(
     lagging: FakeAws, moto_url: str, tmp_path: Path
 ) -> None:
     fake = lagging
-    cfg = write_config(tmp_path, {"aws": aws_section(fake.url)})
+    cfg = write_config(tmp_path, {"aws": aws_section(fake.url)}, currency="USD")
     fake.hold("CreateCluster")  # EKS acts on the create; its answer never reaches the process
-    script = tmp_path / "burst_child.py"
-    script.write_text(CHILD)
     child = subprocess.Popen(
-        [sys.executable, str(script), cfg.path, "16"],
+        child_command(cfg.path, 16),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(os.environ),  # the conftest's AWS_* variables: the standard credential chain
@@ -271,15 +163,15 @@ def test_killed_mid_create_the_next_process_adopts_and_never_duplicates(
     live.backlog.set_pending(16)
     report = live.engine.reconciler.adopt()
     assert report.orphans_removed == [orphan] and report.errors == []
-    assert state(live, cid) is S.PROVISIONING
-    tick_until(live, lambda: state(live, cid) is S.ACTIVE, "adopted cluster active")
+    assert live.state(cid) is S.PROVISIONING
+    live.tick_until(lambda: live.state(cid) is S.ACTIVE, "adopted cluster active")
     assert len(fake.seen("CreateCluster")) == creates_before, "the cluster was adopted, not created again"
     assert [c.cluster_id for c in live.engine.store.all_clusters()] == [cid]
     assert [c.cluster_id for c in provider.list_clusters(OWNER)] == [cid], "the orphan is gone"
     assert [r.nodegroup for r in fake.seen("CreateNodegroup") if r.cluster == cid] == [NODEGROUP]
 
     live.backlog.set_pending(0)
-    tick_until(live, lambda: state(live, cid) is S.REMOVED, "cluster removed")
+    live.tick_until(lambda: live.state(cid) is S.REMOVED, "cluster removed")
     assert_nothing_left(live, moto_url)
 
 
@@ -301,7 +193,7 @@ def test_quota_exceeded_on_create_falls_back_to_the_next_provider_in_the_same_ti
             "prices": {FLAVOR: {"price_per_hour": 9.0, "currency": "USD"}},
         },
     }
-    live = start(write_config(tmp_path, providers, [{"kind": "placement", "strategy": "priority"}]))
+    live = start(write_config(tmp_path, providers, [{"kind": "placement", "strategy": "priority"}], currency="USD"))
     fake.fail(
         "CreateCluster",
         "ResourceLimitExceededException",
@@ -318,7 +210,7 @@ def test_quota_exceeded_on_create_falls_back_to_the_next_provider_in_the_same_ti
     assert len(fake.seen("CreateCluster")) == 1
 
     failed = by_provider["aws"].cluster_id
-    tick_until(live, lambda: state(live, failed) is S.REMOVED, "failed cluster cleaned up")
+    live.tick_until(lambda: live.state(failed) is S.REMOVED, "failed cluster cleaned up")
     assert len(fake.seen("CreateCluster")) == 1, "aws is backed off: not asked again"
     assert cloud_clusters(moto_url) == []
     assert {c.provider for c in live.engine.store.fleet()} == {"spare"}

@@ -15,23 +15,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from burst_tsystems import POOL_NAME
 
-from burst.clock import Clock, RealClock
-from burst.config import Config, parse
-from burst.engine import Engine
+from burst.config import Config
 from burst.lifecycle import ClusterState
-from burst.model import Bucket, CloudStatus, ClusterSpec, Demand, Shape
-from burst.store import Store
+from burst.model import CloudStatus, ClusterSpec
+from burst.testing.live import Live, child_command, start, write_config
 
 S = ClusterState
 OWNER = "burst"
@@ -45,59 +39,6 @@ QUOTA_ERROR = {
     "error_code": "CCE.01403004",
     "error_msg": "Insufficient quota: the number of clusters exceeds the quota.",
 }
-
-# The burst process of the crash test: the production engine, built from the YAML file, ticking
-# until it is killed.  Its backlog is fixed (argv[2] cores of 8-core jobs).
-CHILD = """
-import sys, time
-from pathlib import Path
-from burst.clock import RealClock
-from burst.config import parse
-from burst.engine import Engine
-from burst.model import Bucket, Demand, Shape
-
-class Backlog:
-    name = "static"
-    def __init__(self, clock, cores):
-        self.clock, self.cores = clock, cores
-    def poll(self):
-        return Demand(self.clock.now(), (Bucket(Shape(8, 1000), self.cores // 8, 600.0),),
-                      running_cores=100, onprem_cores=100, onprem_free_cores=0)
-
-path = Path(sys.argv[1])
-cfg = parse(path.read_text(), str(path))
-clock = RealClock()
-engine = Engine.build(cfg, clock, backlog=Backlog(clock, int(sys.argv[2])))
-engine.reconciler.adopt()
-for _ in range(600):
-    engine.tick()
-    print("tick", flush=True)
-    time.sleep(0.05)
-print("finished", flush=True)
-"""
-
-
-class LiveBacklog:
-    """The backlog source of these tests: ``pending`` cores of 8-core jobs, read at the real time."""
-
-    name = "static"
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.demand = Demand(clock.now(), onprem_cores=100, onprem_free_cores=0)
-
-    def set_pending(self, cores: int) -> None:
-        buckets = (Bucket(Shape(8, 1000), cores // 8, 600.0),) if cores else ()
-        self.demand = Demand(self.clock.now(), buckets, running_cores=100, onprem_cores=100, onprem_free_cores=0)
-
-    def poll(self) -> Demand:
-        return replace(self.demand, at=self.clock.now())
-
-
-@dataclass
-class Live:
-    engine: Engine
-    backlog: LiveBacklog
 
 
 def section(**extra: Any) -> dict[str, Any]:
@@ -115,52 +56,6 @@ def section(**extra: Any) -> dict[str, Any]:
     }
 
 
-def write_config(tmp_path: Path, providers: dict[str, Any], policies: list[dict[str, Any]] | None = None) -> Config:
-    """The operator's YAML, written to a file and loaded the way ``burst run`` loads it."""
-    data: dict[str, Any] = {
-        "installation": OWNER,
-        "state": f"sqlite:///{tmp_path / 'burst.db'}",
-        "currency": CURRENCY,
-        "onprem": {"cores": 100},
-        "federation": {"kind": "local", "join_latency": "0s"},
-        "providers": providers,
-        "policies": [
-            {"kind": "backlog", "pending_cores_above": 0, "for": "0s", "idle_after": "1s", "cooldown": "0s"},
-            *(policies or []),
-        ],
-        "reconciler": {"tick": "1s", "retry_backoff": "1s"},
-    }
-    path = tmp_path / "burst.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return parse(path.read_text(), str(path))
-
-
-def start(cfg: Config) -> Live:
-    clock = RealClock()
-    backlog = LiveBacklog(clock)
-    engine = Engine.build(cfg, clock, store=Store(cfg.state_url(), OWNER), backlog=backlog)
-    return Live(engine, backlog)
-
-
-def tick_until(live: Live, done: Callable[[], bool], what: str, timeout: float = 15.0) -> int:
-    """Tick with short real sleeps until ``done()``; fail loudly, with the fleet, at the deadline."""
-    deadline = time.monotonic() + timeout
-    ticks = 0
-    while not done():
-        if time.monotonic() > deadline:
-            fleet = [(c.cluster_id, c.state.value, c.last_error) for c in live.engine.store.all_clusters()]
-            pytest.fail(f"{what}: not reached in {timeout}s after {ticks} ticks; fleet {fleet}")
-        live.engine.tick()
-        ticks += 1
-        time.sleep(0.02)
-    return ticks
-
-
-def state(live: Live, cid: str) -> ClusterState | None:
-    rec = live.engine.store.get(cid)
-    return rec.state if rec else None
-
-
 def cloud_clusters(cce: Any) -> list[str]:
     with cce.lock:
         return sorted(str(c["metadata"]["name"]) for c in cce.clusters.values())
@@ -170,10 +65,8 @@ def kill_mid_create(fake: Any, cfg: Config, tmp_path: Path) -> None:
     """Run burst in its own process until its create reached the server (which acts on it, then
     holds the answer back), SIGKILL it there, and let the server answer again."""
     fake.delay("POST", CREATE_PATH, 10)
-    script = tmp_path / "burst_child.py"
-    script.write_text(CHILD)
     child = subprocess.Popen(
-        [sys.executable, str(script), cfg.path, "16"],
+        child_command(cfg.path, 16),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(os.environ),  # OS_CLIENT_CONFIG_FILE: the clouds.yaml naming the server
@@ -207,10 +100,10 @@ def assert_nothing_left(live: Live, fake: Any) -> None:
 
 
 def test_backlog_creates_grows_and_removes_a_cce_cluster(cce: Any, tmp_path: Path) -> None:
-    live = start(write_config(tmp_path, {NAME: section()}))
+    live = start(write_config(tmp_path, {NAME: section()}, currency=CURRENCY))
     live.backlog.set_pending(16)  # two 8-core jobs waiting: two nodes
 
-    tick_until(live, lambda: bool(cce.sent("POST", CREATE_PATH)), "create sent")
+    live.tick_until(lambda: bool(cce.sent("POST", CREATE_PATH)), "create sent")
     [rec] = live.engine.store.all_clusters()
     cid = rec.cluster_id
     assert rec.provider == NAME and rec.desired_nodes == 2
@@ -220,7 +113,7 @@ def test_backlog_creates_grows_and_removes_a_cce_cluster(cce: Any, tmp_path: Pat
     assert tags["burst.owner"] == OWNER and tags["burst.cluster"] == cid
     assert post.headers["x-auth-token"] in cce.tokens
 
-    tick_until(live, lambda: state(live, cid) is S.ACTIVE, "cluster active")
+    live.tick_until(lambda: live.state(cid) is S.ACTIVE, "cluster active")
     [pool] = cce.sent("POST", r"/nodepools$")
     assert pool.body["metadata"]["name"] == POOL_NAME and pool.body["spec"]["initialNodeCount"] == 2
     template = pool.body["spec"]["nodeTemplate"]
@@ -231,14 +124,14 @@ def test_backlog_creates_grows_and_removes_a_cce_cluster(cce: Any, tmp_path: Pat
     assert cce.sent("POST", r"/clustercert$"), "the kubeconfig came from CCE's cluster-cert API"
 
     live.backlog.set_pending(32)  # more work: the same cluster's pool grows to four nodes
-    tick_until(live, lambda: bool(cce.sent("PUT", r"/nodepools/")), "resize sent")
+    live.tick_until(lambda: bool(cce.sent("PUT", r"/nodepools/")), "resize sent")
     [put] = cce.sent("PUT", r"/nodepools/")
     assert put.body["spec"]["initialNodeCount"] == 4
-    tick_until(live, lambda: getattr(live.engine.store.get(cid), "nodes", 0) == 4, "resize done")
+    live.tick_until(lambda: getattr(live.engine.store.get(cid), "nodes", 0) == 4, "resize done")
     assert len(cce.sent("POST", CREATE_PATH)) == 1, "growing never makes a second cluster"
 
     live.backlog.set_pending(0)  # the backlog is gone: drain, delete the pool, then the cluster
-    tick_until(live, lambda: state(live, cid) is S.REMOVED, "cluster removed")
+    live.tick_until(lambda: live.state(cid) is S.REMOVED, "cluster removed")
     trail = [t["to_state"] for t in live.engine.store.transitions(cid)]
     assert trail[-3:] == ["DRAINING", "REMOVING", "REMOVED"]
     [cdel] = cce.sent("DELETE", r"/clusters/[^/]+$")
@@ -252,7 +145,7 @@ def test_backlog_creates_grows_and_removes_a_cce_cluster(cce: Any, tmp_path: Pat
 
 def test_killed_mid_create_the_next_process_adopts_and_never_duplicates(cce: Any, tmp_path: Path) -> None:
     fake = cce
-    cfg = write_config(tmp_path, {NAME: section()})
+    cfg = write_config(tmp_path, {NAME: section()}, currency=CURRENCY)
     kill_mid_create(fake, cfg, tmp_path)
     [cid] = cloud_clusters(fake)
 
@@ -271,13 +164,13 @@ def test_killed_mid_create_the_next_process_adopts_and_never_duplicates(cce: Any
     live.backlog.set_pending(16)
     report = live.engine.reconciler.adopt()
     assert report.orphans_removed == [orphan] and report.errors == []
-    assert state(live, cid) is S.PROVISIONING
-    tick_until(live, lambda: state(live, cid) is S.ACTIVE and cloud_clusters(fake) == [cid], "adopted, orphan gone")
+    assert live.state(cid) is S.PROVISIONING
+    live.tick_until(lambda: live.state(cid) is S.ACTIVE and cloud_clusters(fake) == [cid], "adopted, orphan gone")
     assert len(fake.sent("POST", CREATE_PATH)) == creates_before, "the cluster was adopted, not created again"
     assert [c.cluster_id for c in live.engine.store.all_clusters()] == [cid]
 
     live.backlog.set_pending(0)
-    tick_until(live, lambda: state(live, cid) is S.REMOVED, "cluster removed")
+    live.tick_until(lambda: live.state(cid) is S.REMOVED, "cluster removed")
     assert_nothing_left(live, fake)
 
 
@@ -297,7 +190,7 @@ def test_quota_exceeded_on_create_falls_back_to_the_next_provider_in_the_same_ti
             "prices": {LOCAL_FLAVOR: {"price_per_hour": 9.0}},
         },
     }
-    live = start(write_config(tmp_path, providers, [{"kind": "placement", "strategy": "priority"}]))
+    live = start(write_config(tmp_path, providers, [{"kind": "placement", "strategy": "priority"}], currency=CURRENCY))
     fake.inject("POST", CREATE_PATH, 403, QUOTA_ERROR, times=5)
     live.backlog.set_pending(16)
     res = live.engine.tick()
@@ -309,7 +202,7 @@ def test_quota_exceeded_on_create_falls_back_to_the_next_provider_in_the_same_ti
     assert len(fake.sent("POST", CREATE_PATH)) == 1
 
     failed = by_provider[NAME].cluster_id
-    tick_until(live, lambda: state(live, failed) is S.REMOVED, "failed cluster cleaned up")
+    live.tick_until(lambda: live.state(failed) is S.REMOVED, "failed cluster cleaned up")
     assert len(fake.sent("POST", CREATE_PATH)) == 1, "backed off: not asked again"
     assert cloud_clusters(fake) == []
     assert {c.provider for c in live.engine.store.fleet()} == {"spare"}
