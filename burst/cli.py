@@ -535,6 +535,7 @@ def _operator_release(config: Path, cluster: str, *, force: bool, yes: bool, wai
     # `burst remove` carries the cluster through drain and delete, one step every few seconds.
     with err.status(f"removing {cluster}") as spinner:
         while True:
+            guarded(eng.store.refresh)  # the running daemon may have moved it meanwhile
             guarded(lambda: eng.reconciler.step(only=cluster))
             cur = eng.store.get(cluster)
             if cur is None or cur.state is ClusterState.REMOVED:

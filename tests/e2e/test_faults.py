@@ -129,8 +129,12 @@ def test_operator_drain_and_forced_remove_under_the_running_daemon(
         assert h.state_of(store, c2) == "REMOVED"
         c2_reasons = [str(t["reason"]) for t in store.transitions(c2)]
         assert any("1 running job(s) killed" in r for r in c2_reasons), c2_reasons
+        assert [t["to_state"] for t in store.transitions(c2)].count("REMOVED") == 1  # not written twice
         h.wait_until(f"{c2} gone from the cloud", lambda: c2 not in h.cloud_ids(tmp_path), timeout=10)
         assert host.find(*KFC, c2, h.KFS) is None
+        # the replacement clusters the daemon created meanwhile are still in the cloud's account
+        live = sorted(c.cluster_id for c in h.clusters(store).values() if c.state.value != "REMOVED")
+        assert live and h.cloud_ids(tmp_path) == live
         api.close()
         assert daemon.stop() == 0
     finally:

@@ -9,7 +9,8 @@ cites its sources.  Time comes from the clock burst passes in, so the same provi
 year-long simulation and under the real-time daemon.
 
 With ``state_file`` set, the simulated account survives restarts (the daemon's crash tests need
-a cloud that remembers).
+a cloud that remembers) and is shared by processes: it is re-read before every call, so an
+operator's ``burst remove`` and the running daemon see one account.
 """
 
 from __future__ import annotations
@@ -192,6 +193,16 @@ class LocalProvider:
         Path(tmp).write_text(json.dumps({k: asdict(v) for k, v in self._acct.clusters.items()}), encoding="utf-8")
         os.replace(tmp, self.state_file)
 
+    def _sync(self) -> None:
+        """Re-read the persisted account before each call: another process (an operator's
+        ``burst remove``, a second replica) may have changed it, and writing back a stale copy
+        would lose the clusters it created.  API servers of clusters deleted elsewhere stop."""
+        if not self.state_file:
+            return
+        self._acct = self._load()
+        for cid in [c for c in self._servers if c not in self._acct.clusters]:
+            self._servers.pop(cid).stop()
+
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
@@ -208,6 +219,7 @@ class LocalProvider:
         return None
 
     def create_cluster(self, spec: ClusterSpec) -> CloudCluster:
+        self._sync()
         self.calls.append(("create_cluster", spec.cluster_id))
         c = self._acct.clusters.get(spec.cluster_id)
         if c is None:
@@ -277,12 +289,14 @@ class LocalProvider:
         )
 
     def get_cluster(self, cluster_id: str) -> CloudCluster:
+        self._sync()
         c = self._acct.clusters.get(cluster_id)
         if c is None or (c.deleting_until is not None and self._now() >= c.deleting_until):
             raise NotFound(f"cluster {cluster_id} not found on {self.name}")
         return self._view(c)
 
     def resize(self, cluster_id: str, nodes: int) -> CloudCluster:
+        self._sync()
         self.calls.append(("resize", cluster_id))
         c = self._acct.clusters.get(cluster_id)
         if c is None:
@@ -299,6 +313,7 @@ class LocalProvider:
         return self._view(c)
 
     def delete_cluster(self, cluster_id: str) -> CloudCluster:
+        self._sync()
         self.calls.append(("delete_cluster", cluster_id))
         c = self._acct.clusters.get(cluster_id)
         now = self._now()
@@ -317,9 +332,11 @@ class LocalProvider:
         return self._view(c)
 
     def list_clusters(self, owner: str) -> Sequence[CloudCluster]:
+        self._sync()
         return [self._view(c) for c in self._acct.clusters.values() if c.tags.get(OWNER_TAG) == owner]
 
     def quota(self) -> Quota:
+        self._sync()
         live = [c for c in self._acct.clusters.values()]
         cores = sum(max(c.desired, c.nodes) * c.cpus for c in live)
         return Quota(self.cfg.quota_clusters, len(live), self.cfg.quota_cores, cores)
@@ -341,6 +358,7 @@ class LocalProvider:
         return server
 
     def credentials(self, cluster_id: str) -> str:
+        self._sync()
         c = self._acct.clusters.get(cluster_id)
         if c is None:
             raise NotFound(f"cluster {cluster_id} not found on {self.name}")
