@@ -93,9 +93,7 @@ def test_member_never_ready_is_rolled_back_and_deleted(tmp_path: h.Path, runs: l
         host.stop()
 
 
-def test_operator_drain_and_forced_remove_under_the_running_daemon(
-    tmp_path: h.Path, runs: list[h.BurstRun]
-) -> None:
+def test_operator_drain_and_forced_remove_under_the_running_daemon(tmp_path: h.Path, runs: list[h.BurstRun]) -> None:
     host = h.make_host(pending=4, pending_cpu="8")  # 32 cores pending: two clusters of 2 × 8 cores
     try:
         config = h.write_config(tmp_path, host, provider={"max_nodes": 4})
