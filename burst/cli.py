@@ -180,7 +180,9 @@ def simulate(
     t = Table(title=f"burst simulate — {s.trace}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("jobs", f"{s.jobs:,}" + (f" (+{s.unrunnable_jobs} that fit nowhere)" if s.unrunnable_jobs else ""))
+    extra = [f"+{s.unrunnable_jobs} that fit nowhere"] if s.unrunnable_jobs else []
+    extra += [f"{s.never_started} never started"] if s.never_started else []
+    t.add_row("jobs", f"{s.jobs:,}" + (f" ({', '.join(extra)})" if extra else ""))
     t.add_row(
         "wait p50 / p95 / max", " / ".join(format_duration(x) for x in (s.wait_p50_s, s.wait_p95_s, s.wait_max_s))
     )

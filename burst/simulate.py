@@ -32,6 +32,8 @@ class SeasonSummary:
     trace: str
     jobs: int
     unrunnable_jobs: int
+    #: runnable jobs still waiting when the simulation ended (no policy bought capacity for them)
+    never_started: int
     wait_p50_s: float
     wait_p95_s: float
     wait_max_s: float
@@ -150,8 +152,8 @@ def simulate(
             progress(t, horizon)
         if executor.done and not fleet:
             break
-        if t >= horizon and executor.done:
-            break  # clusters left now are leaks; reported below
+        if t >= horizon:
+            break  # jobs still waiting never started (reported); clusters left are leaks
         if engine.idle() and executor.pending_jobs == 0:
             # Nothing runs on burst capacity and nothing waits: jump to the next submit (or policy wake).
             nxt = executor.next_submit_s()
@@ -178,7 +180,8 @@ def simulate(
     summary = SeasonSummary(
         trace=trace.name,
         jobs=len(jobs),
-        unrunnable_jobs=unrunnable + never_started,
+        unrunnable_jobs=unrunnable,
+        never_started=never_started,
         wait_p50_s=quantile(waits, 0.5),
         wait_p95_s=quantile(waits, 0.95),
         wait_max_s=waits[-1] if waits else 0.0,

@@ -131,3 +131,20 @@ def test_same_seed_same_season() -> None:
     a, _ = simulate(cfg, spike_trace())
     b, _ = simulate(cfg, spike_trace())
     assert replace(a, wall_seconds=0) == replace(b, wall_seconds=0)
+
+
+def test_jobs_no_policy_serves_never_hang_the_simulation() -> None:
+    """Four GPU jobs wait below the backlog threshold: nothing buys GPUs, the season still ends
+    (after the drain horizon) and says so."""
+    jobs = [Job(i, 0.0, 600.0, Shape(1, 1000)) for i in range(3)]
+    jobs += [Job(10 + i, 60.0, 600.0, Shape(4, 1000, gpus=1)) for i in range(4)]
+    cfg = make_config(
+        {
+            **SEASON_CONFIG,
+            "policies": [{"kind": "backlog", "pending_cores_above": 100}],
+            "simulation": {"tick": "5m", "drain_horizon": "1d"},
+        }
+    )
+    summary, _ = simulate(cfg, Trace("gpu-only", T0, jobs))
+    assert summary.jobs == 7 and summary.never_started == 4
+    assert summary.leaked_clusters == 0 and summary.killed_jobs == 0
