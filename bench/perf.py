@@ -136,10 +136,14 @@ def bench_tick(cfg_path: Path) -> tuple[float, float]:
         cfg, SimClock(t0), store=Store("sqlite://", cfg.file.installation), backlog=Executor(0, None, t0)
     )
     offerings = probe.offerings
-    # Room for 1 000 clusters of 16 nodes and more.
-    limits = {p: ProviderLimits(10**6, 10**5, lim.nodes_per_cluster, lim.priority) for p, lim in probe.limits.items()}
     probe.store.close()
     fleet = synthetic_fleet(t0, offerings, 1000, 16)
+    # Each provider's limit holds its share of the fleet and ~10 more clusters: the plan grows the
+    # fleet a little, as a real tick near the limits does (not 60 000 creates at once).
+    share: dict[str, int] = {}
+    for c in fleet:
+        share[c.provider] = share.get(c.provider, 0) + c.desired_nodes
+    limits = {p: ProviderLimits(share.get(p, 0) + 10 * 16, 10**4, 16, lim.priority) for p, lim in probe.limits.items()}
     onprem = cfg.file.onprem.cores
 
     def full(now: datetime) -> Demand:
