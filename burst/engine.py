@@ -301,7 +301,13 @@ class Engine:
         self._next_sample = now + self.cfg.file.reconciler.sample_every
         burst = sum(c.cores for c in inp.fleet if c.state is S.ACTIVE)
         self.store.add_sample(
-            now, demand.pending_cores, demand.running_cores, demand.onprem_cores, burst, inp.spend.burn_per_hour
+            now,
+            demand.pending_cores,
+            demand.running_cores,
+            demand.onprem_cores,
+            burst,
+            inp.spend.burn_per_hour,
+            onprem_free_cores=demand.onprem_free_cores,
         )
 
     def idle(self) -> bool:

@@ -425,6 +425,7 @@ class Store:
         onprem_cores: int,
         burst_cores: int,
         burn_per_hour: float,
+        onprem_free_cores: int | None = None,
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -436,6 +437,7 @@ class Store:
                     onprem_cores=onprem_cores,
                     burst_cores=burst_cores,
                     burn_per_hour=burn_per_hour,
+                    onprem_free_cores=onprem_free_cores,
                 ),
             )
 

@@ -143,5 +143,6 @@ samples = Table(
     Column("onprem_cores", Integer, nullable=False),
     Column("burst_cores", Integer, nullable=False),
     Column("burn_per_hour", Float, nullable=False),
+    Column("onprem_free_cores", Integer),  # NULL in samples written before migration 0003
     Index("ix_samples_at", "at"),
 )

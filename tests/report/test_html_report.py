@@ -82,8 +82,9 @@ def test_simulated_season_report_in_chromium(tmp_path: Path) -> None:
     assert rep.total.spend == pytest.approx(summary.cost_total)  # type: ignore[attr-defined]
     assert rep.total.node_hours == pytest.approx(summary.node_hours)  # type: ignore[attr-defined]
     assert rep.total.clusters == summary.clusters_created  # type: ignore[attr-defined]
-    # busy cores are a lower bound of what ran on burst: never more than the simulator measured
-    assert 0 < rep.burst_core_hours_used <= summary.burst_core_hours_used + 1e-6  # type: ignore[attr-defined]
+    # busy burst cores come from hourly samples (with free on-prem cores recorded): close to what
+    # the simulator measured job by job, within the sampling error
+    assert rep.burst_core_hours_used == pytest.approx(summary.burst_core_hours_used, rel=0.2)  # type: ignore[attr-defined]
     assert 0 < rep.total.waste_share < 1
     assert_self_contained(out.read_text())
 
