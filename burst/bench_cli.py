@@ -67,7 +67,8 @@ def bench(
         return
     t = Table(title="burst bench", title_justify="left")
     for h in HEADER:
-        t.add_column(h, justify="left" if h in ("trace", "strategy") else "right")
+        left = h in ("trace", "strategy")
+        t.add_column(h, justify="left" if left else "right", no_wrap=left)
     for r in rows:
         t.add_row(*row_cells(r))
     Console().print(t)

@@ -180,3 +180,30 @@ def test_bench_on_the_tiny_trace() -> None:
     assert all(tuple(d) == JSON_KEYS for d in data)
     assert data[-1]["cost_ratio_to_lower_bound"] == 1.0 and data[-1]["wait_p95_s"] is None
     assert render_markdown(rows).count("\n") == len(rows) + 2
+
+
+# --- the command function ---------------------------------------------------------------------
+
+
+def test_bench_command_json_and_errors() -> None:
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from burst.bench_cli import bench
+
+    app = typer.Typer()
+    app.command()(bench)
+    tiny = str(ROOT / "examples" / "traces" / "tiny.csv")
+    cfg = str(ROOT / "examples" / "burst.yaml")
+    args = [tiny, "--config", cfg, "--onprem-cores", "64", "--strategies", "onprem-only,lower-bound"]
+    res = CliRunner().invoke(app, [*args, "--output", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [r["strategy"] for r in rows] == ["onprem-only", "lower-bound"]
+    assert [list(r) for r in rows] == [list(JSON_KEYS)] * 2
+    table = CliRunner().invoke(app, args)
+    assert table.exit_code == 0 and "onprem-only" in table.stdout
+    bad = CliRunner().invoke(app, [tiny, "--config", cfg, "--strategies", "fastest"])
+    assert bad.exit_code == 2 and "unknown strategy fastest" in bad.output
