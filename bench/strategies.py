@@ -30,11 +30,15 @@ from burst.api import Bucket, ClusterState, Offering, PolicyInput, ProviderLimit
 from burst.config import Config
 from burst.engine import build_stack
 from burst.model import Job
-from burst.policy import PolicyStack
+from burst.policy import CapacityPolicy, PolicyConfig, PolicyStack
+from burst.registry import config_class
 
 STRATEGIES: tuple[str, ...] = ("burst", "onprem-only", "static-peak", "reactive-ca", "cobald", "lower-bound")
+#: Optional variants, run only when asked for: the config's stack plus a forecast policy with its
+#: defaults (weekly pattern), to show whether forecasting helps (issue 4, policy 5).
+EXTRA: tuple[str, ...] = ("burst+forecast",)
 #: Strategies that are simulated (``lower-bound`` is computed offline).
-SIMULATED: tuple[str, ...] = STRATEGIES[:-1]
+SIMULATED: tuple[str, ...] = (*STRATEGIES[:-1], *EXTRA)
 
 
 # --- shared views of the demand -------------------------------------------------------------------
@@ -250,6 +254,14 @@ def make_stack(
     """A fresh stack for one simulated run (policies keep state between ticks)."""
     own = build_stack(cfg)
     if strategy == "burst":
+        return own
+    if strategy == "burst+forecast":
+        if not any(getattr(p, "name", "") == "forecast" for p in own.capacity):
+            fc = config_class("burst.policies", "forecast").model_validate({"kind": "forecast"})
+            pol = fc.build() if isinstance(fc, PolicyConfig) else None
+            if not isinstance(pol, CapacityPolicy):
+                raise ValueError("the forecast policy plugin is not installed")
+            own.capacity.append(pol)
         return own
     if strategy == "onprem-only":
         return PolicyStack([], [], own.placement)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.lower_bound import lower_bound
-from bench.strategies import SIMULATED, STRATEGIES, make_stack
+from bench.strategies import EXTRA, SIMULATED, STRATEGIES, make_stack
 from burst.backlog.trace import load_trace
 from burst.clock import SimClock
 from burst.config import Config
@@ -78,9 +78,9 @@ def bench_trace(
     wait_target: timedelta = timedelta(hours=1),
     progress: Progress | None = None,
 ) -> list[BenchRow]:
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    unknown = [s for s in strategies if s not in STRATEGIES and s not in EXTRA]
     if unknown:
-        raise ValueError(f"unknown strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
+        raise ValueError(f"unknown strategy {', '.join(unknown)}; choose from {', '.join((*STRATEGIES, *EXTRA))}")
     cores = cfg.file.onprem.cores if onprem_cores is None else onprem_cores
     # One engine only to read the offerings and limits the simulations will see.
     probe = Engine.build(

@@ -207,3 +207,9 @@ def test_bench_command_json_and_errors() -> None:
     assert table.exit_code == 0 and "onprem-only" in table.stdout
     bad = CliRunner().invoke(app, [tiny, "--config", cfg, "--strategies", "fastest"])
     assert bad.exit_code == 2 and "unknown strategy fastest" in bad.output
+
+
+def test_burst_plus_forecast_adds_the_forecast_policy_once() -> None:
+    cfg = config_mod.load(ROOT / "examples" / "burst.yaml")
+    stack = make_stack("burst+forecast", cfg, [job(1, 0, 2, 8)], T0, 100, [CHEAP], LIMITS)
+    assert [p.name for p in stack.capacity] == ["backlog", "forecast"]
