@@ -528,6 +528,9 @@ def _operator_release(config: Path, cluster: str, *, force: bool, yes: bool, wai
         running = guarded(lambda: eng.federation.drain(rec)) if rec.state.value in ("ACTIVE", "DRAINING") else 0
         err.print(f"{cluster} ({rec.state}) runs {running} job(s); --force removes it now and they will be killed.")
         if not yes and not typer.confirm("Remove it anyway?", default=False, err=True):
+            if rec.state is ClusterState.ACTIVE:  # counting drained it (cordon, taint): give it back
+                guarded(lambda: eng.federation.undrain(rec))
+            eng.store.close()
             raise typer.Exit(1)
     rec = guarded(lambda: eng.reconciler.release(rec, f"{OPERATOR} burst {verb}", now if force else None))
     out.print(f"{cluster}: {rec.state}" + (" (hard stop)" if force else ""))

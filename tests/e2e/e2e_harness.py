@@ -37,16 +37,21 @@ OWNER = "e2e"
 def cli(*args: str, cwd: Path, timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """``burst …`` as an operator types it (a fresh process each time)."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "burst.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-        input=stdin,
-        check=False,
-    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "burst.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            input=stdin,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError(
+            f"burst {' '.join(args)} still running after {timeout}s:\n{err.stdout}\n{err.stderr}"
+        ) from None
 
 
 def wait_until(what: str, pred: Callable[[], Any], timeout: float = 20, every: float = 0.2) -> Any:
@@ -179,6 +184,7 @@ def write_config(
     reconciler: dict[str, Any] | None = None,
     provider: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    idle_after: str = "5s",
     name: str = "burst.yaml",
 ) -> Path:
     """A burst config in ``tmp``: kubernetes backlog + kubefed on ``host``, local cloud with API servers.
@@ -212,7 +218,7 @@ def write_config(
             }
         },
         "policies": [
-            {"kind": "backlog", "for": "0s", "idle_after": "5s", "cooldown": "0s"},
+            {"kind": "backlog", "for": "0s", "idle_after": idle_after, "cooldown": "0s"},
             {"kind": "placement"},
         ],
         "reconciler": {"tick": "1s", **(reconciler or {})},

@@ -11,8 +11,8 @@ from burst.testing.kube_server import KubeApiServer
 def test_sigterm_mid_provisioning_then_restart_continues_the_same_cluster(
     tmp_path: h.Path, host: KubeApiServer, runs: list[h.BurstRun]
 ) -> None:
-    # ~4-6 s of provisioning: room to stop the daemon while the cloud is still creating
-    config = h.write_config(tmp_path, host, latency_scale=0.007)
+    # ~3-4 s of provisioning: room to stop the daemon while the cloud is still creating
+    config = h.write_config(tmp_path, host, latency_scale=0.005)
     store = h.open_store(tmp_path)
     first = h.BurstRun(config, metrics=False)
     runs.append(first)
