@@ -32,7 +32,7 @@ from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import CloudCluster, CloudStatus, ClusterSpec
 from burst.plan import ROLLBACK, Action, Op, Plan
 from burst.provider import Provider
-from burst.store import Store
+from burst.store import StaleRecord, Store
 
 S = ClusterState
 log = logging.getLogger("burst.reconciler")
@@ -149,9 +149,16 @@ class Reconciler:
             if only is not None and rec.cluster_id != only:
                 continue
             try:
-                self._step_one(rec, report)
-            except BurstError as err:
-                self._failed_call(rec, err, report)
+                try:
+                    self._step_one(rec, report)
+                except StaleRecord:
+                    raise
+                except BurstError as err:
+                    self._failed_call(rec, err, report)
+            except StaleRecord as err:
+                # Another process (an operator's command, a second replica) moved this cluster
+                # meanwhile; nothing was written over it.  The next step re-reads the store.
+                log.info("%s: skipped this step: %s", rec.cluster_id, err)
         return report
 
     def _spec(self, rec: ClusterRecord) -> ClusterSpec:

@@ -36,7 +36,7 @@ _RECORD_FIELDS = [f.name for f in fields(ClusterRecord)]
 # Statements built once: a simulation writes thousands of transitions.
 _UPDATE_CLUSTER = (
     update(t.clusters)
-    .where(t.clusters.c.cluster_id == bindparam("_key"))
+    .where(t.clusters.c.cluster_id == bindparam("_key"), t.clusters.c.state == bindparam("_expected"))
     .values({name: bindparam(name) for name in _RECORD_FIELDS if name != "cluster_id"})
 )
 _CLOSE_SEGMENT = update(t.ledger).where(t.ledger.c.id == bindparam("_id")).values(end=bindparam("end"))
@@ -44,6 +44,12 @@ _CLOSE_SEGMENT = update(t.ledger).where(t.ledger.c.id == bindparam("_id")).value
 
 class StoreError(BurstError):
     """The store cannot be opened or written."""
+
+
+class StaleRecord(StoreError):
+    """The cluster's state changed in the database since this process read it (an operator's
+    ``burst drain`` while the daemon ticks, ``burst remove`` beside the daemon): the write is
+    refused rather than putting an older state back; re-read the store and decide again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +275,7 @@ class Store:
         effects: billing starts with the create request and ends when the delete completed."""
         new = rec.moved(target, at, reason=reason, **changes)
         with self.engine.begin() as conn:
-            self._write(conn, new)
+            self._write(conn, new, rec.state)
             conn.execute(
                 t.transitions.insert(),
                 dict(
@@ -290,18 +296,24 @@ class Store:
         """Change fields other than the state.  A new ``desired_nodes`` re-segments the ledger."""
         new = replace(rec, **changes)
         with self.engine.begin() as conn:
-            self._write(conn, new)
+            self._write(conn, new, rec.state)
             if new.desired_nodes != rec.desired_nodes and self._is_billed(rec):
                 self._close_segments(conn, rec.cluster_id, at, item="nodes")
                 self._open_segments(conn, new, at, items=("nodes",))
         self._remember(new)
         return new
 
-    def _write(self, conn: Connection, rec: ClusterRecord) -> None:
+    def _write(self, conn: Connection, rec: ClusterRecord, expected: ClusterState) -> None:
+        """Write ``rec`` over the row only if the row is still in the ``expected`` state."""
         vals = asdict(rec)
         vals["state"] = rec.state.value
         vals["_key"] = vals.pop("cluster_id")
-        conn.execute(_UPDATE_CLUSTER, vals)
+        vals["_expected"] = expected.value
+        if conn.execute(_UPDATE_CLUSTER, vals).rowcount == 0:
+            raise StaleRecord(
+                f"cluster {rec.cluster_id} is no longer {expected} in the store (changed by another process); "
+                "it is read again at the next tick"
+            )
 
     def _remember(self, rec: ClusterRecord) -> None:
         old = self._fleet.get(rec.cluster_id)
