@@ -18,8 +18,12 @@ Those core-hours are priced at the cheapest effective CPU price (node price plus
 fee shared by a full cluster of the provider's ``nodes_per_cluster``).  Provisioning latency is
 known in advance, so capacity is started exactly early enough and no job waits for it; the
 latency's billed time, minimum billing, node packing and provider limits are all left out — each
-can only add cost, so the figure stays a lower bound.  Jobs no offering can hold are left out too
-(they can only make on-prem busier, raising the bound).
+can only add cost, so the figure stays a lower bound.
+
+Jobs no offering can hold must run on-prem.  In the mandatory-load bound they are held to the same
+target, so their own certain load is reserved on-prem first (capped at ``C``: where it alone
+overflows on-prem, no strategy can meet the target for them).  The EDF bound leaves them out.
+Without that reservation a site whose load is mostly wide MPI jobs (CEA Curie) gets a bound of 0.
 """
 
 from __future__ import annotations
@@ -71,19 +75,28 @@ def can_burst(job: Job, offerings: Sequence[Offering], limits: Mapping[str, Prov
     return False
 
 
-def mandatory_excess_s(jobs: Sequence[Job], onprem_cores: int, wait_s: float) -> float:
-    """∫ max(0, M(t) − C) dt in core-seconds, M(t) = cores certainly busy at t."""
-    events: list[tuple[float, int]] = []
+def mandatory_excess_s(jobs: Sequence[Job], onprem_cores: int, wait_s: float, onprem_only: Sequence[Job] = ()) -> float:
+    """∫ max(0, M(t) − free(t)) dt in core-seconds: M(t) the cores burstable jobs certainly use at
+    t, free(t) what on-prem has left once the jobs only it can run (``onprem_only``) certainly use
+    theirs (never below 0)."""
+    events: list[tuple[float, int, int]] = []  # (time, Δ burstable, Δ on-prem only)
     for j in jobs:
         if j.runtime_s > wait_s:
-            events.append((j.submit_s + wait_s, j.shape.cpus))
-            events.append((j.submit_s + j.runtime_s, -j.shape.cpus))
+            events.append((j.submit_s + wait_s, j.shape.cpus, 0))
+            events.append((j.submit_s + j.runtime_s, -j.shape.cpus, 0))
+    for j in onprem_only:
+        if j.runtime_s > wait_s:
+            events.append((j.submit_s + wait_s, 0, j.shape.cpus))
+            events.append((j.submit_s + j.runtime_s, 0, -j.shape.cpus))
     events.sort()
-    load, last, excess = 0, 0.0, 0.0
-    for t, delta in events:
-        if load > onprem_cores:
-            excess += (load - onprem_cores) * (t - last)
+    load = fixed = 0
+    last, excess = 0.0, 0.0
+    for t, delta, delta_fixed in events:
+        free = max(0, onprem_cores - fixed)
+        if load > free:
+            excess += (load - free) * (t - last)
         load += delta
+        fixed += delta_fixed
         last = t
     return excess
 
@@ -135,8 +148,11 @@ def lower_bound(
     limits: Mapping[str, ProviderLimits],
     wait_target_s: float = 3600.0,
 ) -> LowerBound:
-    considered = [j for j in jobs if can_burst(j, offerings, limits)]
-    mand = mandatory_excess_s(considered, onprem_cores, wait_target_s) / 3600
+    considered: list[Job] = []
+    onprem_only: list[Job] = []
+    for j in jobs:
+        (considered if can_burst(j, offerings, limits) else onprem_only).append(j)
+    mand = mandatory_excess_s(considered, onprem_cores, wait_target_s, onprem_only) / 3600
     edf = edf_excess_s(considered, onprem_cores, wait_target_s) / 3600
     price, currency = cheapest_price(offerings, limits)
     return LowerBound(max(mand, edf), mand, edf, price, currency, wait_target_s, len(considered))

@@ -213,3 +213,13 @@ def test_burst_plus_forecast_adds_the_forecast_policy_once() -> None:
     cfg = config_mod.load(ROOT / "examples" / "burst.yaml")
     stack = make_stack("burst+forecast", cfg, [job(1, 0, 2, 8)], T0, 100, [CHEAP], LIMITS)
     assert [p.name for p in stack.capacity] == ["backlog", "forecast"]
+
+
+def test_work_only_onprem_can_run_is_reserved_first() -> None:
+    # A 100-core site; a 96-core job no cloud cluster holds (4 nodes × 16 = 64) takes 96 cores over
+    # [1 h, 3 h) when it starts within 1 h; a burstable 8-core 3-hour job then finds 4 free cores.
+    wide, small = job(1, 0, 3, 96), job(2, 0, 3, 8)
+    assert mandatory_excess_s([small], 100, H) == 0
+    assert mandatory_excess_s([small], 100, H, onprem_only=[wide]) == pytest.approx(4 * 2 * H)
+    lb = lower_bound([wide, small], 100, [CHEAP, DEAR], LIMITS, H)
+    assert lb.jobs_considered == 1 and lb.core_hours == pytest.approx(8)
