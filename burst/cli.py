@@ -525,8 +525,12 @@ def _operator_release(config: Path, cluster: str, *, force: bool, yes: bool, wai
     eng, rec = guarded(go)
     now = eng.clock.now()
     if force:
-        running = guarded(lambda: eng.federation.drain(rec)) if rec.state.value in ("ACTIVE", "DRAINING") else 0
-        err.print(f"{cluster} ({rec.state}) runs {running} job(s); --force removes it now and they will be killed.")
+        try:
+            running = eng.federation.drain(rec) if rec.state.value in ("ACTIVE", "DRAINING") else 0
+            what = f"runs {running} job(s)"
+        except BurstError as e:  # an unreachable member is what --force is for
+            what = f"cannot be asked what it runs ({e})"
+        err.print(f"{cluster} ({rec.state}) {what}; --force removes it now and they will be killed.")
         if not yes and not typer.confirm("Remove it anyway?", default=False, err=True):
             if rec.state is ClusterState.ACTIVE:  # counting drained it (cordon, taint): give it back
                 guarded(lambda: eng.federation.undrain(rec))

@@ -206,14 +206,27 @@ class Reconciler:
         elif st is S.ACTIVE:
             self._active(rec)
         elif st is S.DRAINING:
-            running = self.federation.drain(rec)
+            hard_stop = rec.drain_deadline is not None and now >= rec.drain_deadline
+            try:
+                running: int | None = self.federation.drain(rec)
+            except FederationError as err:
+                if not hard_stop:
+                    raise  # cannot tell what runs there: keep it (retried later)
+                # At a hard stop (budget, `burst remove --force`) an unreachable member must
+                # not keep the cluster alive: what it still runs is unknown, and killed.
+                log.warning("%s: cannot count its running jobs at the hard stop: %s", rec.cluster_id, err)
+                running = None
             if running == 0:
                 rec = self._move(rec, S.REMOVING, "drained: no job runs there", report)
                 self._removing(rec, report)
-            elif rec.drain_deadline is not None and now >= rec.drain_deadline:
-                report.killed += running
+            elif hard_stop:
+                assert rec.drain_deadline is not None
+                report.killed += running or 0
+                count = f"{running}" if running is not None else "an unknown number of"
+                unknown = " (the member cannot be reached to count them)" if running is None else ""
                 why = (
-                    f"hard stop at {rec.drain_deadline:%Y-%m-%d %H:%M}: {running} running job(s) killed ({rec.reason})"
+                    f"hard stop at {rec.drain_deadline:%Y-%m-%d %H:%M}: {count} running job(s) killed{unknown} "
+                    f"({rec.reason})"
                 )
                 log.warning("%s: %s", rec.cluster_id, why)
                 rec = self._move(rec, S.REMOVING, why, report)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import e2e_harness as h
 from kubernetes import client
 
+from burst.federation.kube import b64
 from burst.testing.kube_server import KubeApiServer
 
 KFC = ("core.kubefed.io/v1beta1", "kubefedclusters")
@@ -132,7 +133,7 @@ def test_operator_drain_and_forced_remove_under_the_running_daemon(tmp_path: h.P
         # `burst remove --force --yes c2`: says what it kills, then stays until it is gone.  It steps
         # the cluster itself while the daemon does too: whichever moves it first wins, the other's
         # stale write is refused (never an older state written back).
-        removed = h.cli("remove", "--config", str(config), "--force", "--yes", c2, cwd=tmp_path, timeout=45)
+        removed = h.cli("remove", "--config", str(config), "--force", "--yes", c2, cwd=tmp_path, timeout=90)
         assert removed.returncode == 0, removed.stderr
         assert f"{c2} (ACTIVE) runs 1 job(s); --force removes it now and they will be killed." in removed.stderr
         assert f"{c2}: DRAINING (hard stop)" in removed.stdout and f"{c2}: REMOVED" in removed.stdout
@@ -147,6 +148,17 @@ def test_operator_drain_and_forced_remove_under_the_running_daemon(tmp_path: h.P
         live = sorted(c.cluster_id for c in h.clusters(store).values() if c.state.value != "REMOVED")
         assert live and h.cloud_ids(tmp_path) == live
         api.close()
+
+        # a member that cannot be reached (its token in the host revoked) is what --force is for
+        [c3, *_] = h.wait_until("a replacement ACTIVE", lambda: _active(store), timeout=20)
+        host.patch("v1", "secrets", f"{c3}-credentials", {"data": {"token": b64("revoked")}}, h.KFS)
+        forced = h.cli("remove", "--config", str(config), "--force", "--yes", c3, cwd=tmp_path, timeout=90)
+        assert forced.returncode == 0, forced.stderr
+        assert f"{c3} (ACTIVE) cannot be asked what it runs (" in forced.stderr and "401" in forced.stderr
+        assert f"{c3}: REMOVED" in forced.stdout
+        why = [str(t["reason"]) for t in store.transitions(c3) if t["to_state"] == "REMOVING"]
+        assert why and "an unknown number of running job(s) killed" in why[0], why
+        assert host.find(*KFC, c3, h.KFS) is None and host.find("v1", "secrets", f"{c3}-credentials", h.KFS) is None
         assert daemon.stop() == 0
     finally:
         host.stop()
