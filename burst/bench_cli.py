@@ -8,7 +8,6 @@ object per row.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from datetime import timedelta
 from enum import StrEnum
@@ -21,6 +20,7 @@ from rich.table import Table
 
 from burst import config as config_mod
 from burst.errors import BurstError
+from burst.logs import quiet_logs
 from burst.units import parse_duration
 
 
@@ -45,20 +45,20 @@ def bench(
     """Simulate burst and its baselines side by side on each trace; spend vs the lower bound."""
     from burst.bench import HEADER, render_json, row_cells, run_bench
 
-    logging.getLogger("burst").setLevel(logging.ERROR)
     err = Console(stderr=True)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     try:
         target: timedelta = parse_duration(wait_target)
         cfg = config_mod.load(config)
-        rows = run_bench(
-            traces,
-            cfg,
-            onprem_cores,
-            names,
-            wait_target=target,
-            progress=(lambda m: err.print(f"[dim]simulating {m}[/]", highlight=False)) if err.is_terminal else None,
-        )
+        with quiet_logs():
+            rows = run_bench(
+                traces,
+                cfg,
+                onprem_cores,
+                names,
+                wait_target=target,
+                progress=(lambda m: err.print(f"[dim]simulating {m}[/]", highlight=False)) if err.is_terminal else None,
+            )
     except (BurstError, ValueError) as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

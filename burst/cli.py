@@ -4,7 +4,6 @@ scripts; every error is one line on stderr with a non-zero exit, never a traceba
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from rich.table import Table
 
 from burst import config as config_mod
 from burst.errors import BurstError, ProviderError
+from burst.logs import quiet_logs
 from burst.units import format_duration
 
 app = typer.Typer(
@@ -157,12 +157,10 @@ def simulate(
     from burst.backlog.trace import load_trace
     from burst.simulate import simulate as run_sim
 
-    logging.getLogger("burst").setLevel(logging.ERROR)  # the summary tells what matters
-
     def go() -> Any:
         cfg = config_mod.load(config)
         tr = load_trace(trace)
-        with progress_bar(f"simulating {tr.name}", output is Output.table) as prog:
+        with quiet_logs(), progress_bar(f"simulating {tr.name}", output is Output.table) as prog:
             summary, store = run_sim(
                 cfg, tr, onprem_cores=onprem_cores, store_url=state, progress=prog, keep_store=report is not None
             )
