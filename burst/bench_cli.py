@@ -71,4 +71,5 @@ def bench(
         t.add_column(h, justify="left" if left else "right", no_wrap=left)
     for r in rows:
         t.add_row(*row_cells(r))
-    Console().print(t)
+    # Piped output has no terminal width: keep each row on one line rather than wrap at 80.
+    Console(width=None if sys.stdout.isatty() else 160).print(t)
