@@ -35,11 +35,21 @@ class _BurstCluster:
     schedulable: bool = True
     running: int = 0
     busy_cores: int = 0
+    #: the widest job that fits now (one node's free cores, or all whole free nodes); None = stale
+    widest: int | None = None
 
     def add_nodes(self, n: int) -> None:
         self.free_cpu += [self.cpus] * n
         self.free_mem += [self.memory_mb] * n
         self.free_gpu += [self.gpus] * n
+        self.widest = None
+
+    def widest_fit(self) -> int:
+        """Cached between allocations: the scheduler asks on every step, nodes change rarely."""
+        if self.widest is None:
+            whole = sum(self.cpus for f in self.free_cpu if f == self.cpus)
+            self.widest = max(0, *self.free_cpu, whole)
+        return self.widest
 
 
 _Alloc = tuple[int, int, int, int]  # node, cpus, memory, gpus
@@ -179,6 +189,7 @@ class Executor:
             c.free_cpu[n] += cpu
             c.free_mem[n] += mem
             c.free_gpu[n] += gpu
+        c.widest = None
         c.running -= 1
         c.busy_cores -= shape.cpus
         self.burst_busy_cores -= shape.cpus
@@ -190,8 +201,7 @@ class Executor:
         best = self.onprem_free
         for c in self.clusters.values():
             if c.schedulable and c.free_cpu:
-                whole = sum(c.cpus for f in c.free_cpu if f == c.cpus)
-                best = max(best, *c.free_cpu, whole)
+                best = max(best, c.widest_fit())
         return best
 
     def schedule(self) -> None:
@@ -244,6 +254,7 @@ class Executor:
                 c.free_cpu[n] -= cpu
                 c.free_mem[n] -= mem
                 c.free_gpu[n] -= gpu
+            c.widest = None
             c.running += 1
             c.busy_cores += s.cpus
             self.burst_busy_cores += s.cpus

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,11 @@ _UPDATE_CLUSTER = (
     .values({name: bindparam(name) for name in _RECORD_FIELDS if name != "cluster_id"})
 )
 _CLOSE_SEGMENT = update(t.ledger).where(t.ledger.c.id == bindparam("_id")).values(end=bindparam("end"))
+
+
+def _row(rec: ClusterRecord) -> dict[str, Any]:
+    """The record's columns (a shallow read: ``dataclasses.asdict`` deep-copies and is slow)."""
+    return {name: getattr(rec, name) for name in _RECORD_FIELDS}
 
 
 class StoreError(BurstError):
@@ -252,7 +257,7 @@ class Store:
         if rec.state is not S.PLANNED:
             raise ValueError("new clusters start PLANNED")
         with self.engine.begin() as conn:
-            vals = asdict(rec)
+            vals = _row(rec)
             vals["state"] = rec.state.value
             conn.execute(t.clusters.insert(), vals)
             conn.execute(
@@ -305,7 +310,7 @@ class Store:
 
     def _write(self, conn: Connection, rec: ClusterRecord, expected: ClusterState) -> None:
         """Write ``rec`` over the row only if the row is still in the ``expected`` state."""
-        vals = asdict(rec)
+        vals = _row(rec)
         vals["state"] = rec.state.value
         vals["_key"] = vals.pop("cluster_id")
         vals["_expected"] = expected.value

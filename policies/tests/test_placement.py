@@ -91,3 +91,13 @@ def test_cpu_work_never_lands_on_gpu_nodes_and_gpu_work_only_there() -> None:
 def test_reasons_say_where_and_why() -> None:
     [t] = place()
     assert t.reason.startswith("b → 20× gce-8c on gce (cheapest)")
+
+
+def test_two_wants_never_keep_the_same_nodes_twice() -> None:
+    """Two node classes of one campaign both fit the aws nodes that exist: together they keep them
+    once, and the provider's node limit holds."""
+    fleet = [cluster("burst-aws-1", AWS, 8, created=T0 - timedelta(hours=1))]
+    limits = {p: ProviderLimits(max_nodes=8, max_clusters=10, nodes_per_cluster=8) for p in ("tsystems", "aws", "gce")}
+    wants = [Want(128, "backlog", "small", shape=Shape(1, 1000)), Want(128, "backlog", "wide", shape=Shape(16, 1000))]
+    got = place(wants=wants, fleet=fleet, limits=limits, offerings=[AWS])
+    assert sum(t.nodes for t in got if t.offering.provider == "aws") == 8

@@ -96,10 +96,12 @@ class PlacementPolicy:
             chosen: dict[tuple[str, str], int] = {}
             # 1. Keep what this campaign already has on offerings that can still hold the work.
             for off in sorted(cands, key=lambda o: -have[(o.provider, o.flavor, want.campaign)]):
-                kept = min(have[(off.provider, off.flavor, want.campaign)], math.ceil(remaining / off.cpus))
+                key = (off.provider, off.flavor, want.campaign)
+                kept = min(have[key], math.ceil(remaining / off.cpus))
                 if kept > 0:
                     chosen[(off.provider, off.flavor)] = kept
                     remaining -= kept * off.cpus
+                    have[key] -= kept  # a cluster is kept by one want only
             # 2. Buy the rest in strategy order, within node limits and quota.
             order = self._spread(cands) if self.cfg.strategy == "spread" else cands
             for off in order:
