@@ -105,9 +105,24 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[float, float],
 
 
 @config_app.command("validate")
-def config_validate(path: Annotated[Path, typer.Argument(help="burst YAML config")]) -> None:
+def config_validate(
+    path: Annotated[Path, typer.Argument(help="burst YAML config")], output: OutputOpt = Output.table
+) -> None:
     """Check a config: types, unknown keys, plugin sections. Errors name file, line and field."""
     cfg = guarded(lambda: config_mod.load(path))
+    if output is Output.json:
+        print_json(
+            {
+                "ok": True,
+                "path": str(path),
+                "installation": cfg.file.installation,
+                "providers": {n: p.kind for n, p in cfg.providers.items()},
+                "policies": [p.kind for p in cfg.policies],
+                "backlog": cfg.backlog.kind,
+                "federation": cfg.federation.kind,
+            }
+        )
+        return
     out.print(
         f"[green]ok[/]: {path} — {len(cfg.providers)} provider(s), {len(cfg.policies)} policy(ies), "
         f"backlog {cfg.backlog.kind}, federation {cfg.federation.kind}"
@@ -504,7 +519,9 @@ def run(
     raise typer.Exit(code)
 
 
-def _operator_release(config: Path, cluster: str, *, force: bool, yes: bool, wait: bool, verb: str) -> None:
+def _operator_release(
+    config: Path, cluster: str, *, force: bool, yes: bool, wait: bool, verb: str, output: Output = Output.table
+) -> None:
     import time
 
     from burst.clock import RealClock
@@ -535,9 +552,12 @@ def _operator_release(config: Path, cluster: str, *, force: bool, yes: bool, wai
             eng.store.close()
             raise typer.Exit(1)
     rec = guarded(lambda: eng.reconciler.release(rec, f"{OPERATOR} burst {verb}", now if force else None))
-    out.print(f"{cluster}: {rec.state}" + (" (hard stop)" if force else ""))
+    if output is Output.table:
+        out.print(f"{cluster}: {rec.state}" + (" (hard stop)" if force else ""))
     if verb == "drain" or not wait:
         eng.store.close()
+        if output is Output.json:
+            print_json({"cluster": cluster, "state": rec.state.value, "hard_stop": force})
         return
     # `burst remove` carries the cluster through drain and delete, one step every few seconds.
     with err.status(f"removing {cluster}") as spinner:
@@ -550,13 +570,20 @@ def _operator_release(config: Path, cluster: str, *, force: bool, yes: bool, wai
             spinner.update(f"removing {cluster}: {cur.state}" + (f" — {cur.last_error}" if cur.last_error else ""))
             time.sleep(5)
     eng.store.close()
-    out.print(f"{cluster}: REMOVED")
+    if output is Output.json:
+        print_json({"cluster": cluster, "state": "REMOVED", "hard_stop": force})
+    else:
+        out.print(f"{cluster}: REMOVED")
 
 
 @app.command()
-def drain(config: ConfigOpt, cluster: Annotated[str, typer.Argument(help="cluster id (see burst status)")]) -> None:
+def drain(
+    config: ConfigOpt,
+    cluster: Annotated[str, typer.Argument(help="cluster id (see burst status)")],
+    output: OutputOpt = Output.table,
+) -> None:
     """Stop a cluster taking new jobs; the daemon removes it once nothing runs there."""
-    _operator_release(config, cluster, force=False, yes=False, wait=False, verb="drain")
+    _operator_release(config, cluster, force=False, yes=False, wait=False, verb="drain", output=output)
 
 
 @app.command()
@@ -566,9 +593,10 @@ def remove(
     force: Annotated[bool, typer.Option(help="remove now even if jobs run there (says how many, then asks)")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
     wait: Annotated[bool, typer.Option(help="stay until the cluster is gone")] = True,
+    output: OutputOpt = Output.table,
 ) -> None:
     """Drain a cluster, then delete it from its cloud."""
-    _operator_release(config, cluster, force=force, yes=yes, wait=wait, verb="remove")
+    _operator_release(config, cluster, force=force, yes=yes, wait=wait, verb="remove", output=output)
 
 
 def _register_optional() -> None:

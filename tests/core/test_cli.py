@@ -67,6 +67,8 @@ def test_config_errors_are_one_line(tmp_path: Path, content: str, expect: str) -
 def test_config_validate_ok_and_schema() -> None:
     r = burst("config", "validate", str(EXAMPLE_CONFIG))
     assert r.returncode == 0 and "ok" in r.stdout
+    as_json = json.loads(burst("config", "validate", str(EXAMPLE_CONFIG), "--output", "json").stdout)
+    assert as_json["ok"] is True and as_json["providers"] == {"tsystems": "local", "aws": "local", "gce": "local"}
     schema = json.loads(burst("config", "schema").stdout)
     assert "providers" in schema["properties"]
 
@@ -118,6 +120,12 @@ def test_plan_apply_status_on_the_local_cloud(tmp_path: Path) -> None:
     status = json.loads(burst("status", "--config", str(cfg), "--output", "json").stdout)
     assert status["clusters"] and status["clusters"][0]["state"] == "PROVISIONING"
     assert (tmp_path / "cloud.json").exists()
+    cid = status["clusters"][0]["cluster"]
+    drained = burst("drain", cid, "--config", str(cfg), "--output", "json")
+    assert drained.returncode == 0, drained.stderr
+    assert json.loads(drained.stdout) == {"cluster": cid, "state": "REMOVING", "hard_stop": False}  # never took work
+    missing = burst("drain", "no-such-cluster", "--config", str(cfg))
+    assert missing.returncode == 2 and "no cluster 'no-such-cluster'" in missing.stderr
 
 
 def test_providers_lists_offerings() -> None:
