@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from burst.api import Bucket, Duration, PolicyConfig, PolicyInput, Shape, Want
+from burst.api import Bucket, Duration, Offering, PolicyConfig, PolicyInput, Shape, Want
 from burst.units import format_duration
 
 
@@ -57,6 +57,8 @@ class BacklogPolicy:
         self.cfg = cfg
         self.name = cfg.name
         self._mem: dict[str, _Memory] = {}
+        self._class_key: tuple[object, ...] = ()
+        self._classes: dict[Shape, Offering | None] = {}
 
     def next_wake(self, now: datetime) -> datetime | None:
         return None
@@ -68,13 +70,11 @@ class BacklogPolicy:
         groups: dict[str, list[Bucket]] = {}
         self._node_cores: dict[str, tuple[int, int]] = {}
         for b in d.pending:
-            able = [o for o in inp.offerings if inp.can_host(o, b.shape)]
-            if not able:
+            off = self._node_class(inp, b.shape)
+            if off is None:
                 continue  # fits no offering: on-prem must run it
-            cls = min(able, key=lambda o: (o.price_per_core_hour, o.cpus)).flavor
-            key = ("gpu:" if b.shape.gpus else "cpu:") + cls
+            key = ("gpu:" if b.shape.gpus else "cpu:") + off.flavor
             groups.setdefault(key, []).append(b)
-            off = min(able, key=lambda o: (o.price_per_core_hour, o.cpus))
             self._node_cores[key] = (off.cpus, off.gpus)
         for cls in self._mem:
             groups.setdefault(cls, [])
@@ -139,6 +139,17 @@ class BacklogPolicy:
         if not reason:
             reason = f"backlog: keeping {m.level} {cls} cores ({pending} pending, {busy_burst} busy on burst capacity)"
         return self._emit(m.level, reason, m, cls)
+
+    def _node_class(self, inp: PolicyInput, shape: Shape) -> Offering | None:
+        """The cheapest offering whose cluster holds a job of ``shape`` (memoised: shapes repeat
+        tick after tick, and offerings and limits only change when the engine is rebuilt)."""
+        key = (tuple(inp.offerings), tuple(sorted(inp.limits.items())))
+        if key != self._class_key:
+            self._class_key, self._classes = key, {}
+        if shape not in self._classes:
+            able = [o for o in inp.offerings if inp.can_host(o, shape)]
+            self._classes[shape] = min(able, key=lambda o: (o.price_per_core_hour, o.cpus)) if able else None
+        return self._classes[shape]
 
     def _cores_needed(self, cls: str, b: Bucket) -> int:
         """Cores of capacity a bucket needs.  GPU jobs are counted by the nodes their GPUs take
