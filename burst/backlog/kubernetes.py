@@ -44,6 +44,7 @@ from pydantic import Field
 
 from burst.api import BacklogConfig, BacklogContext, BacklogUnavailable, Bucket, Clock, Demand, Duration, Shape
 from burst.federation.kube import (
+    FEDERATED_JOB,
     JOB,
     NODE,
     POD,
@@ -71,6 +72,10 @@ class KubernetesBacklogConfig(BacklogConfig):
     namespaces: list[str] = Field(default_factory=list, description="namespaces to watch; empty means all")
     label_selector: str = Field(default="", description="only pods and Jobs with these labels, e.g. 'app=reana'")
     jobs: bool = Field(default=True, description="count the pods of Jobs not admitted or not started yet")
+    federated: bool = Field(
+        default=False,
+        description="also count KubeFed FederatedJobs not yet propagated to any member (needs the kubefed CRDs)",
+    )
     node_selector: str = Field(default="", description="label selector of the on-prem nodes that give capacity")
     gpu_resource: str = Field(default="nvidia.com/gpu", description="extended resource name of a GPU")
     timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
@@ -230,6 +235,14 @@ class KubernetesBacklog:
                 if missing and req is not None:
                     waiting_jobs += 1
                     buckets.add(req.shape(), missing, _created(job))
+        if cfg.federated:
+            for fjob in self._scoped(kube, FEDERATED_JOB):
+                job = federated_job_template(fjob)
+                missing = job_missing_pods(job) if not propagated(fjob) else 0
+                req = self._request({"metadata": fjob.get("metadata"), "spec": _template_spec(job)})
+                if missing and req is not None:
+                    waiting_jobs += 1
+                    buckets.add(req.shape(), missing, _created(fjob))
         # Capacity looks at every pod bound to a node, whatever namespace or label it has.
         if cfg.namespaces or cfg.label_selector:
             bound = kube.list(POD, fields=f"spec.nodeName!=,{NON_TERMINAL}")
@@ -285,6 +298,18 @@ class KubernetesBacklog:
             total += math.floor(alloc)
             free += max(0, math.floor(alloc - used.get(node["metadata"]["name"], Decimal(0))))
         return total, free
+
+
+def federated_job_template(fjob: JSON) -> JSON:
+    """The Job a FederatedJob stands for: its ``spec.template`` (a Job's metadata and spec), with
+    no status — nothing of it runs until KubeFed propagates it to a member."""
+    template = (fjob.get("spec") or {}).get("template") or {}
+    return {"metadata": fjob.get("metadata"), "spec": template.get("spec") or {}, "status": {}}
+
+
+def propagated(fjob: JSON) -> bool:
+    """KubeFed lists in ``status.clusters`` the members it placed the object on."""
+    return bool(((fjob.get("status") or {}).get("clusters")) or [])
 
 
 def _template_spec(job: JSON) -> JSON:

@@ -224,6 +224,7 @@ SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts")
 CLUSTER_ROLE = Kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False)
 CLUSTER_ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False)
 JOB = Kind("batch/v1", "Job", "jobs")
+FEDERATED_JOB = Kind("types.kubefed.io/v1beta1", "FederatedJob", "federatedjobs")
 
 _TYPED_APIS: dict[str, Any] = {
     "v1": k8s.CoreV1Api,
