@@ -19,8 +19,8 @@ from typing import Any
 from burst.backlog.api import BacklogContext, BacklogSource
 from burst.clock import Clock
 from burst.config import Config
-from burst.errors import BacklogUnavailable, ConfigError, ProviderError
-from burst.federation.api import Federation, FederationContext
+from burst.errors import BacklogUnavailable, ConfigError, FederationError, ProviderError
+from burst.federation.api import CountsRunning, Federation, FederationContext
 from burst.lifecycle import ClusterState
 from burst.model import Demand, Offering, Quota
 from burst.plan import Plan, make_plan
@@ -232,15 +232,31 @@ class Engine:
         inp = self.policy_input(self.poll_demand())
         counter = iter(range(1, 10**9))
         plan = make_plan(
-            self.stack.decide(inp), inp.fleet, self.limits, lambda p: f"{self.owner}-{p}-new{next(counter)}"
+            self.stack.decide(inp),
+            inp.fleet,
+            self.limits,
+            lambda p: f"{self.owner}-{p}-new{next(counter)}",
+            self.running(inp),
         )
         return inp, plan
+
+    def running(self, inp: PolicyInput) -> dict[str, int]:
+        """Jobs running on each ACTIVE cluster, when the federation can tell without side effects
+        (it picks which clusters to drain); empty when it cannot or the question fails."""
+        fed = self.federation
+        if not isinstance(fed, CountsRunning):
+            return {}
+        try:
+            return {c.cluster_id: fed.running(c) for c in inp.fleet if c.state is S.ACTIVE}
+        except FederationError as err:
+            log.warning("cannot count running jobs per cluster: %s", err)
+            return {}
 
     def tick(self, stop: Callable[[], bool] | None = None) -> TickResult:
         """One reconcile tick.  ``stop`` (the daemon's SIGTERM flag) is checked between steps."""
         demand = self.poll_demand()
         inp = self.policy_input(demand)
-        plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits, self._new_id)
+        plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits, self._new_id, self.running(inp))
         self._record(plan)
         self.reconciler.apply(plan)
         report = self.reconciler.step(stop)
@@ -249,7 +265,7 @@ class Engine:
         while report.fallbacks and replans < len(self.providers) and not (stop and stop()):
             replans += 1
             inp = self.policy_input(demand)
-            plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits, self._new_id)
+            plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits, self._new_id, self.running(inp))
             self._record(plan, note=f"fallback after {', '.join(f'{p}: {e}' for p, e in report.fallbacks.items())}")
             self.reconciler.apply(plan)
             report = self.reconciler.step(stop)

@@ -79,8 +79,12 @@ def make_plan(
     fleet: Sequence[ClusterRecord],
     limits: Mapping[str, ProviderLimits],
     new_id: Callable[[str], str],
+    running: Mapping[str, int] | None = None,
 ) -> Plan:
-    """Diff targets against the fleet.  Pure: ``new_id`` only names clusters, it creates nothing."""
+    """Diff targets against the fleet.  Pure: ``new_id`` only names clusters, it creates nothing.
+
+    ``running`` (cluster id → jobs running there, when the federation can tell) picks which
+    clusters to drain: the least busy first, so capacity is not held for hours by one last job."""
     actions: list[Action] = []
     targets: dict[Key, Target] = {}
     for t in decision.targets:
@@ -117,10 +121,12 @@ def make_plan(
         if tgt is not None and want > have:
             actions.extend(_add(k, tgt, want - have, clusters, draining.get(k, []), limits, new_id))
         elif want < have:
-            # Newest first: it has the fewest running jobs and the least sunk provisioning cost.
-            for c in reversed(clusters):
+            # Least busy first (when known), then newest: fewest jobs to wait for, least sunk cost.
+            busy = running or {}
+            order = sorted(clusters, key=lambda c: (busy.get(c.cluster_id, 0), -c.created_at.timestamp()))
+            for c in order:
                 if have - c.desired_nodes < want:
-                    break
+                    continue
                 have -= c.desired_nodes
                 reason = tgt.reason if tgt else "no policy wants this capacity any more"
                 actions.append(_release(c, Op.DRAIN, tgt.policy if tgt else "", reason))

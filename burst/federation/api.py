@@ -50,6 +50,14 @@ class Federation(Protocol):
         ...
 
 
+@runtime_checkable
+class CountsRunning(Protocol):
+    """Optional: a federation that can say, without changing anything, how many jobs run on a
+    member.  The engine then drains the least busy clusters first."""
+
+    def running(self, cluster: ClusterRecord) -> int: ...
+
+
 @dataclass(frozen=True)
 class FederationContext:
     clock: Clock

@@ -66,6 +66,9 @@ class LocalFederation:
         self.host.set_schedulable(cluster.cluster_id, False)
         return self.host.running_on(cluster.cluster_id)
 
+    def running(self, cluster: ClusterRecord) -> int:
+        return self.host.running_on(cluster.cluster_id) if self.host is not None else 0
+
     def undrain(self, cluster: ClusterRecord) -> None:
         if self.host is not None:
             self.host.set_schedulable(cluster.cluster_id, True)
