@@ -107,11 +107,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+
+from burst.testing.loopback import LoopbackServer
 
 JSON = dict[str, Any]
 
@@ -463,8 +465,7 @@ class KubeApiServer:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._state = _State()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._httpd: LoopbackServer | None = None
         self._conns: set[socket.socket] = set()
         self._url = ""
         self._faults: list[_Fault] = []
@@ -480,14 +481,8 @@ class KubeApiServer:
         if self._httpd is not None:
             return self._url
         handler = type("BoundHandler", (_Handler,), {"api": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-api-server", daemon=True
-        )
-        self._thread.start()
+        self._httpd = LoopbackServer(handler, "kube-api-server").start()
+        self._url = self._httpd.url
         return self._url
 
     def stop(self) -> None:
@@ -495,16 +490,13 @@ class KubeApiServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        httpd.shutdown()
-        httpd.server_close()
+        httpd.stop()
         with self._lock:
             conns, self._conns = set(self._conns), set()
             self._changed.notify_all()
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def __enter__(self) -> KubeApiServer:
         self.start()

@@ -22,12 +22,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+from burst.testing.loopback import LoopbackServer
 
 __all__ = ["Fault", "KeystoneFake", "Reply", "Request"]
 
@@ -121,11 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackServer):
     def __init__(self, fake: KeystoneFake) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, "keystone-fake")
         self.fake = fake
 
 
@@ -153,26 +153,20 @@ class KeystoneFake:
         self.delays: list[tuple[str, re.Pattern[str], float]] = []
         self.lock = threading.RLock()
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self.stopped = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> KeystoneFake:
         self.stopped = False
         self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         self.stopped = True
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> KeystoneFake:
         return self.start()
@@ -184,8 +178,7 @@ class KeystoneFake:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("fake server not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     @property
     def auth_url(self) -> str:

@@ -25,9 +25,11 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from burst.testing.loopback import LoopbackServer
 
 # (method, path regex) → EKS operation name, from botocore's eks-2017-11-01 service model.
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -105,28 +107,21 @@ class FakeAws:
         #: set when a held operation has been forwarded to moto (the cloud did the work).
         self.held = threading.Event()
         self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-aws", daemon=True
-        )
+        self._server = LoopbackServer(self._handler_class(), "fake-aws")
 
     # -- control ----------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def start(self) -> FakeAws:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def fail(
         self,

@@ -34,9 +34,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from burst.testing.loopback import LoopbackServer
 
 __all__ = ["AsyncFailure", "FakeGke", "Reply", "Request"]
 
@@ -156,11 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_DELETE = _serve  # noqa: N815 - http.server's method names
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackServer):
     def __init__(self, fake: FakeGke) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, "fake-gke")
         self.fake = fake
 
 
@@ -201,24 +201,18 @@ class FakeGke:
         self._waiting: list[threading.Event] = []
         self.lock = threading.RLock()
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> FakeGke:
         self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         self.release()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> FakeGke:
         return self.start()
@@ -230,8 +224,7 @@ class FakeGke:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("fake server not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     # ---- test controls -------------------------------------------------------------------------------
     def inject(
