@@ -17,7 +17,14 @@ from burst.errors import (
     Throttled,
     is_fallback,
 )
-from burst.federation.api import Federation, FederationConfig, FederationContext, JoinStatus
+from burst.federation.api import (
+    CountsRunning,
+    Federation,
+    FederationConfig,
+    FederationContext,
+    JoinStatus,
+    ReleasesNodes,
+)
 from burst.kubeconfig import b64, render_kubeconfig
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import (
@@ -48,7 +55,7 @@ from burst.policy import (
     Target,
     Want,
 )
-from burst.provider import PriceOverride, Provider, ProviderConfig, ProviderContext
+from burst.provider import PriceOverride, Provider, ProviderConfig, ProviderContext, RemovesNodes
 from burst.units import Duration, Money, MoneyField, parse_duration, parse_money
 
 __all__ = [
@@ -71,6 +78,7 @@ __all__ = [
     "ClusterSpec",
     "ClusterState",
     "ConfigError",
+    "CountsRunning",
     "Decision",
     "Demand",
     "Duration",
@@ -100,6 +108,8 @@ __all__ = [
     "Quota",
     "QuotaExceeded",
     "RealClock",
+    "ReleasesNodes",
+    "RemovesNodes",
     "Shape",
     "SimClock",
     "Spend",

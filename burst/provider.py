@@ -75,6 +75,25 @@ class Provider(Protocol):
         ...
 
 
+@runtime_checkable
+class RemovesNodes(Protocol):
+    """Optional: a provider that can delete *named* worker nodes and shrink the pool by as many.
+
+    ``resize`` to a smaller size lets the cloud pick which nodes go, which would kill the jobs on
+    them, so burst never shrinks that way.  With this capability the reconciler releases idle nodes
+    (ones the federation has already stopped giving work, see ``burst.federation.api.ReleasesNodes``)
+    of a draining or shrinking cluster instead of paying for them until its last job ends — what the
+    cluster autoscaler does with ``TerminateInstanceInAutoScalingGroup``."""
+
+    def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
+        """Delete exactly the worker nodes named ``nodes`` (their Kubernetes node names, as the
+        federation reports them) and lower the cluster's node count by as many, so the cloud does
+        not replace them.  Idempotent: names already gone (or being deleted) are ignored.  Returns
+        the cluster with ``desired_nodes`` already lowered.  Raises NotFound when the cluster is gone,
+        ProviderError when a name is not a node of this cluster, and the usual typed errors."""
+        ...
+
+
 @dataclass(frozen=True)
 class ProviderContext:
     """What burst hands a provider when it builds one: passed in, never global."""

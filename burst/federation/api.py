@@ -58,6 +58,24 @@ class CountsRunning(Protocol):
     def running(self, cluster: ClusterRecord) -> int: ...
 
 
+@runtime_checkable
+class ReleasesNodes(Protocol):
+    """Optional: a federation that can hand back single idle nodes of a member.
+
+    With it (and a provider that :class:`~burst.provider.RemovesNodes`) a draining cluster stops
+    being billed for nodes whose jobs have ended, and an active cluster can shrink by whole idle
+    nodes without draining all of it."""
+
+    def release_idle(self, cluster: ClusterRecord, count: int) -> list[str]:
+        """Pick up to ``count`` nodes of ``cluster`` that run no job, stop new work landing on them
+        (cordon, drain a startd), check again that they are still idle, and return their node names
+        (the Kubernetes node names the provider's ``remove_nodes`` takes).  A node that took work
+        in between is given back to the pool and not returned.  Nodes marked by an earlier call and
+        still idle come first, so a retry after a failed removal returns the same nodes.  Never
+        returns a node with a running job; may return fewer than ``count`` (or none)."""
+        ...
+
+
 @dataclass(frozen=True)
 class FederationContext:
     clock: Clock
