@@ -231,14 +231,11 @@ class Engine:
         """What a tick would do now, without acting (cluster ids are provisional)."""
         inp = self.policy_input(self.poll_demand())
         counter = iter(range(1, 10**9))
-        plan = make_plan(
-            self.stack.decide(inp),
-            inp.fleet,
-            self.limits,
-            lambda p: f"{self.owner}-{p}-new{next(counter)}",
-            self.running(inp),
-        )
-        return inp, plan
+        return inp, self._plan(inp, lambda p: f"{self.owner}-{p}-new{next(counter)}")
+
+    def _plan(self, inp: PolicyInput, new_id: Callable[[str], str]) -> Plan:
+        shrinkable = self.reconciler.releases_nodes()
+        return make_plan(self.stack.decide(inp), inp.fleet, self.limits, new_id, self.running(inp), shrinkable)
 
     def running(self, inp: PolicyInput) -> dict[str, int]:
         """Jobs running on each ACTIVE cluster, when the federation can tell without side effects
@@ -256,7 +253,7 @@ class Engine:
         """One reconcile tick.  ``stop`` (the daemon's SIGTERM flag) is checked between steps."""
         demand = self.poll_demand()
         inp = self.policy_input(demand)
-        plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits, self._new_id, self.running(inp))
+        plan = self._plan(inp, self._new_id)
         self._record(plan)
         self.reconciler.apply(plan)
         report = self.reconciler.step(stop)
@@ -265,7 +262,7 @@ class Engine:
         while report.fallbacks and replans < len(self.providers) and not (stop and stop()):
             replans += 1
             inp = self.policy_input(demand)
-            plan = make_plan(self.stack.decide(inp), inp.fleet, self.limits, self._new_id, self.running(inp))
+            plan = self._plan(inp, self._new_id)
             self._record(plan, note=f"fallback after {', '.join(f'{p}: {e}' for p, e in report.fallbacks.items())}")
             self.reconciler.apply(plan)
             report = self.reconciler.step(stop)

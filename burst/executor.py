@@ -23,6 +23,14 @@ from datetime import datetime, timedelta
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import Bucket, Demand, Job, Shape
 
+#: free capacity of a released node: below anything a job asks, so nothing fits there
+_GONE = -(1 << 40)
+
+
+def node_name(cluster_id: str, index: int) -> str:
+    """The member's node names, as the local cloud names them (``<cluster>-node-<i>``)."""
+    return f"{cluster_id}-node-{index}"
+
 
 @dataclass
 class _BurstCluster:
@@ -37,6 +45,28 @@ class _BurstCluster:
     busy_cores: int = 0
     #: the widest job that fits now (one node's free cores, or all whole free nodes); None = stale
     widest: int | None = None
+    #: idle nodes handed back for removal (no new job lands there); removed ones never return
+    released: set[int] = field(default_factory=set)
+    removed: set[int] = field(default_factory=set)
+
+    @property
+    def live_nodes(self) -> int:
+        return len(self.free_cpu) - len(self.removed)
+
+    def idle(self, n: int) -> bool:
+        return self.free_cpu[n] == self.cpus and self.free_mem[n] == self.memory_mb and self.free_gpu[n] == self.gpus
+
+    def release(self, n: int) -> None:
+        """A released node keeps its index (placements refer to nodes by index) but can fit nothing."""
+        self.released.add(n)
+        self.free_cpu[n] = self.free_mem[n] = self.free_gpu[n] = _GONE
+        self.widest = None
+
+    def take_back(self) -> None:
+        for n in self.released - self.removed:
+            self.free_cpu[n], self.free_mem[n], self.free_gpu[n] = self.cpus, self.memory_mb, self.gpus
+        self.released &= self.removed
+        self.widest = None
 
     def add_nodes(self, n: int) -> None:
         self.free_cpu += [self.cpus] * n
@@ -48,7 +78,7 @@ class _BurstCluster:
         """Cached between allocations: the scheduler asks on every step, nodes change rarely."""
         if self.widest is None:
             whole = sum(self.cpus for f in self.free_cpu if f == self.cpus)
-            self.widest = max(0, *self.free_cpu, whole)
+            self.widest = max(0, whole, *self.free_cpu)
         return self.widest
 
 
@@ -290,7 +320,21 @@ class Executor:
         if c is not None:
             c.schedulable = schedulable
             if schedulable:
+                c.take_back()
                 self.schedule()
+
+    def release_idle(self, cluster_id: str, count: int) -> list[str]:
+        """Up to ``count`` idle nodes of a cluster, taken out of scheduling for removal; nodes
+        released earlier and not yet removed come first (a retry after a failed removal)."""
+        c = self.clusters.get(cluster_id)
+        if c is None or count <= 0:
+            return []
+        pending = sorted(c.released - c.removed)[:count]
+        fresh = [n for n in range(len(c.free_cpu) - 1, -1, -1) if n not in c.released and c.idle(n)]
+        chosen = pending + fresh[: count - len(pending)]
+        for n in chosen:
+            c.release(n)
+        return [node_name(cluster_id, n) for n in chosen]
 
     def running_on(self, cluster_id: str) -> int:
         c = self.clusters.get(cluster_id)
@@ -303,12 +347,17 @@ class Executor:
             self.burst_busy_cores -= c.busy_cores
 
     def sync(self, fleet: Sequence[ClusterRecord]) -> None:
-        """Nodes added by a resize become usable once the record says the cloud has them."""
+        """Follow the records: nodes added by a resize become usable once the record says the cloud
+        has them; released nodes the cloud has deleted stop counting."""
         grew = False
         for rec in fleet:
             c = self.clusters.get(rec.cluster_id)
-            if c is not None and rec.state is ClusterState.ACTIVE and rec.nodes > len(c.free_cpu):
-                c.add_nodes(rec.nodes - len(c.free_cpu))
+            if c is None:
+                continue
+            if rec.nodes < c.live_nodes:
+                c.removed.update(sorted(c.released - c.removed)[: c.live_nodes - rec.nodes])
+            elif rec.state is ClusterState.ACTIVE and rec.nodes > c.live_nodes:
+                c.add_nodes(rec.nodes - c.live_nodes)
                 grew = True
         if grew:
             self.schedule()

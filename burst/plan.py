@@ -1,8 +1,9 @@
 """The plan: the diff between what policies want and the fleet, as a list of actions.
 
 ``burst plan`` prints it without acting (like ``terraform plan``); the reconciler executes it.
-Capacity only ever leaves by draining whole clusters: burst never shrinks a node pool under
-running jobs, because a cloud picks which nodes to remove and would kill what runs there.
+Capacity leaves by draining whole clusters, or — where the provider deletes named nodes and the
+federation fences idle ones — by shrinking a cluster node by idle node.  burst never lowers a node
+pool's size and lets the cloud pick: it would remove nodes with running jobs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ROLLBACK = "rollback:"
 class Op(StrEnum):
     CREATE = "create"
     GROW = "grow"
+    SHRINK = "shrink"
     DRAIN = "drain"
     UNDRAIN = "undrain"
 
@@ -50,8 +52,7 @@ class Action:
     deadline: datetime | None = None
 
     def describe(self) -> str:
-        verb = {Op.CREATE: "create", Op.GROW: "grow", Op.DRAIN: "drain", Op.UNDRAIN: "undrain"}[self.op]
-        return f"{verb} {self.cluster_id} ({self.nodes}× {self.flavor} on {self.provider}): {self.reason}"
+        return f"{self.op.value} {self.cluster_id} ({self.nodes}× {self.flavor} on {self.provider}): {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +81,14 @@ def make_plan(
     limits: Mapping[str, ProviderLimits],
     new_id: Callable[[str], str],
     running: Mapping[str, int] | None = None,
+    shrinkable: frozenset[str] = frozenset(),
 ) -> Plan:
     """Diff targets against the fleet.  Pure: ``new_id`` only names clusters, it creates nothing.
 
     ``running`` (cluster id → jobs running there, when the federation can tell) picks which
-    clusters to drain: the least busy first, so capacity is not held for hours by one last job."""
+    clusters to drain: the least busy first, so capacity is not held for hours by one last job.
+    On ``shrinkable`` providers what is left over after draining whole clusters is shed by
+    shrinking one active cluster (its idle nodes go first, see ``Reconciler``)."""
     actions: list[Action] = []
     targets: dict[Key, Target] = {}
     for t in decision.targets:
@@ -124,13 +128,46 @@ def make_plan(
             # Least busy first (when known), then newest: fewest jobs to wait for, least sunk cost.
             busy = running or {}
             order = sorted(clusters, key=lambda c: (busy.get(c.cluster_id, 0), -c.created_at.timestamp()))
+            reason = tgt.reason if tgt else "no policy wants this capacity any more"
+            policy = tgt.policy if tgt else ""
+            kept = []
             for c in order:
                 if have - c.desired_nodes < want:
+                    kept.append(c)
                     continue
                 have -= c.desired_nodes
-                reason = tgt.reason if tgt else "no policy wants this capacity any more"
-                actions.append(_release(c, Op.DRAIN, tgt.policy if tgt else "", reason))
+                actions.append(_release(c, Op.DRAIN, policy, reason))
+            if k[0] in shrinkable:
+                actions.extend(_shrink(kept, have - want, policy, reason))
     return Plan(tuple(actions), decision)
+
+
+def _shrink(clusters: Sequence[ClusterRecord], excess: int, policy: str, reason: str) -> list[Action]:
+    """Shed ``excess`` nodes from active clusters (least busy first), keeping each at ≥ 1 node:
+    a cluster that would reach zero is a drain, and the whole-cluster loop already chose those."""
+    out = []
+    for c in clusters:
+        if excess <= 0:
+            break
+        take = min(excess, c.desired_nodes - 1)
+        if c.state is not S.ACTIVE or take <= 0:
+            continue
+        out.append(
+            Action(
+                Op.SHRINK,
+                c.cluster_id,
+                c.provider,
+                c.flavor,
+                c.desired_nodes - take,
+                c.campaign,
+                policy,
+                f"{reason} (giving back {take} idle node(s))",
+                -take * c.price_per_hour,
+                c.currency,
+            )
+        )
+        excess -= take
+    return out
 
 
 def _release(c: ClusterRecord, op: Op, policy: str, reason: str) -> Action:

@@ -27,11 +27,11 @@ from burst.errors import (
     Throttled,
     is_fallback,
 )
-from burst.federation.api import Federation
+from burst.federation.api import Federation, ReleasesNodes
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import CloudCluster, CloudStatus, ClusterSpec
 from burst.plan import ROLLBACK, Action, Op, Plan
-from burst.provider import Provider
+from burst.provider import Provider, RemovesNodes
 from burst.store import StaleRecord, Store
 
 S = ClusterState
@@ -73,6 +73,18 @@ class Reconciler:
         #: advances them until the provider answers NotFound.  Not persisted: after a restart,
         #: adopt() finds them again by their owner tag.
         self.orphans: dict[str, str] = {}
+        self._releases_nodes: frozenset[str] | None = None
+
+    def releases_nodes(self) -> frozenset[str]:
+        """Providers whose clusters can give back single idle nodes: the provider deletes named
+        nodes and the federation can find and fence idle ones.  Elsewhere capacity only leaves
+        with whole drained clusters."""
+        if self._releases_nodes is None:
+            fed = isinstance(self.federation, ReleasesNodes)
+            self._releases_nodes = frozenset(
+                n for n, p in self.providers.items() if fed and isinstance(p, RemovesNodes)
+            )
+        return self._releases_nodes
 
     # --- plan → intents -----------------------------------------------------------------------
 
@@ -87,7 +99,11 @@ class Reconciler:
             elif rec is None:
                 log.warning("plan names unknown cluster %s; skipped", a.cluster_id)
             elif a.op is Op.GROW and rec.state is S.ACTIVE:
+                if rec.nodes > rec.desired_nodes and isinstance(self.federation, ReleasesNodes):
+                    self.federation.undrain(rec)  # a shrink under way: its fenced nodes take work again
                 touched.append(self.store.update(rec, now, desired_nodes=a.nodes))
+            elif a.op is Op.SHRINK and rec.state is S.ACTIVE:
+                touched.append(self.store.update(rec, now, desired_nodes=a.nodes, reason=a.reason))
             elif a.op is Op.DRAIN:
                 touched.append(self.release(rec, a.reason, a.deadline))
             elif a.op is Op.UNDRAIN and rec.state is S.DRAINING:
@@ -219,7 +235,9 @@ class Reconciler:
             if running == 0:
                 rec = self._move(rec, S.REMOVING, "drained: no job runs there", report)
                 self._removing(rec, report)
-            elif hard_stop:
+            elif not hard_stop:
+                self._release_idle_nodes(rec, rec.nodes)  # the busy ones stay until their jobs end
+            else:
                 assert rec.drain_deadline is not None
                 report.killed += running or 0
                 count = f"{running}" if running is not None else "an unknown number of"
@@ -272,10 +290,28 @@ class Reconciler:
     def _active(self, rec: ClusterRecord) -> None:
         if rec.nodes == rec.desired_nodes:
             return
+        if rec.nodes > rec.desired_nodes:
+            self._release_idle_nodes(rec, rec.nodes - rec.desired_nodes)
+            return
         prov = self._provider(rec)
         cloud = prov.resize(rec.cluster_id, rec.desired_nodes)
         if cloud.status is CloudStatus.READY and cloud.nodes != rec.nodes:
             self.store.update(rec, self.clock.now(), nodes=cloud.nodes)
+
+    def _release_idle_nodes(self, rec: ClusterRecord, count: int) -> ClusterRecord:
+        """Give back up to ``count`` idle nodes: the federation fences them, then the provider
+        deletes exactly those.  The ledger keeps billing them until the cloud took them back."""
+        prov = self._provider(rec)
+        if not isinstance(prov, RemovesNodes) or not isinstance(self.federation, ReleasesNodes):
+            return rec
+        names = self.federation.release_idle(rec, count)
+        if not names:
+            return rec
+        cloud = prov.remove_nodes(rec.cluster_id, names)
+        left = min(rec.nodes, cloud.desired_nodes) if cloud.desired_nodes > 0 else rec.nodes - len(names)
+        desired = left if rec.state is S.DRAINING else min(rec.desired_nodes, left)
+        log.info("%s: released %d idle node(s), %d left", rec.cluster_id, rec.nodes - left, left)
+        return self.store.update(rec, self.clock.now(), nodes=left, desired_nodes=desired)
 
     def _removing(self, rec: ClusterRecord, report: StepReport) -> None:
         self.federation.unjoin(rec)

@@ -298,11 +298,11 @@ class Store:
         return new
 
     def update(self, rec: ClusterRecord, at: datetime, **changes: Any) -> ClusterRecord:
-        """Change fields other than the state.  A new ``desired_nodes`` re-segments the ledger."""
+        """Change fields other than the state.  A change in billed nodes re-segments the ledger."""
         new = replace(rec, **changes)
         with self.engine.begin() as conn:
             self._write(conn, new, rec.state)
-            if new.desired_nodes != rec.desired_nodes and self._is_billed(rec):
+            if _billed_nodes(new) != _billed_nodes(rec) and self._is_billed(rec):
                 self._close_segments(conn, rec.cluster_id, at, item="nodes")
                 self._open_segments(conn, new, at, items=("nodes",))
         self._remember(new)
@@ -347,9 +347,9 @@ class Store:
         for item in items:
             if item == "control_plane" and rec.control_plane_per_hour <= 0:
                 continue
-            qty = rec.desired_nodes if item == "nodes" else 1
+            qty = _billed_nodes(rec) if item == "nodes" else 1
             rate = rec.price_per_hour if item == "nodes" else rec.control_plane_per_hour
-            cores = rec.desired_nodes * rec.cpus_per_node if item == "nodes" else 0
+            cores = qty * rec.cpus_per_node if item == "nodes" else 0
             vals = dict(
                 cluster_id=rec.cluster_id,
                 provider=rec.provider,
@@ -471,3 +471,9 @@ class Store:
 
     def iter_billable(self) -> Iterator[ClusterRecord]:
         return (c for c in self._fleet.values() if c.state in BILLABLE)
+
+
+def _billed_nodes(rec: ClusterRecord) -> int:
+    """Nodes asked for are billed from the request (a grow), nodes given back only once the cloud
+    has taken them (a shrink waits for idle nodes): the larger of the two."""
+    return max(rec.nodes, rec.desired_nodes)

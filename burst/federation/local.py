@@ -27,6 +27,7 @@ class JobHost(Protocol):
     def set_schedulable(self, cluster_id: str, schedulable: bool) -> None: ...
     def running_on(self, cluster_id: str) -> int: ...
     def detach(self, cluster_id: str) -> None: ...
+    def release_idle(self, cluster_id: str, count: int) -> list[str]: ...
 
 
 class LocalFederationConfig(FederationConfig):
@@ -68,6 +69,11 @@ class LocalFederation:
 
     def running(self, cluster: ClusterRecord) -> int:
         return self.host.running_on(cluster.cluster_id) if self.host is not None else 0
+
+    def release_idle(self, cluster: ClusterRecord, count: int) -> list[str]:
+        """Without an executor no node runs anything burst can see, so none is released: the
+        cluster leaves whole when it drains."""
+        return self.host.release_idle(cluster.cluster_id, count) if self.host is not None else []
 
     def undrain(self, cluster: ClusterRecord) -> None:
         if self.host is not None:

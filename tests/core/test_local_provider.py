@@ -10,9 +10,9 @@ import pytest
 from burst_local import LocalProvider, LocalProviderConfig
 
 from burst.clock import SimClock
-from burst.errors import CapacityUnavailable, NotFound, QuotaExceeded, Throttled
+from burst.errors import CapacityUnavailable, NotFound, ProviderError, QuotaExceeded, Throttled
 from burst.model import OWNER_TAG, CloudStatus, ClusterSpec
-from burst.provider import Provider, ProviderContext
+from burst.provider import Provider, ProviderContext, RemovesNodes
 from burst.testing.builders import T0
 
 
@@ -143,3 +143,41 @@ def test_offerings_cite_real_prices_and_accept_overrides() -> None:
     assert all(o.control_plane_per_hour == pytest.approx(0.09) for o in p.offerings())
     spot = provider(clock, spot=True)
     assert {o.flavor: o for o in spot.offerings()}["c5.4xlarge"].price_per_hour == pytest.approx(0.306)
+
+
+def test_remove_nodes_deletes_exactly_the_named_nodes() -> None:
+    clock = SimClock(T0)
+    p = provider(clock)
+    _: RemovesNodes = p  # checked by mypy: the local cloud can delete named nodes
+    p.create_cluster(spec(nodes=4))
+    clock.advance(7200)
+    c = p.remove_nodes("burst-aws-00001", ["burst-aws-00001-node-1", "burst-aws-00001-node-3"])
+    assert (c.nodes, c.desired_nodes) == (2, 2)
+    # idempotent: names already removed are ignored
+    assert p.remove_nodes("burst-aws-00001", ["burst-aws-00001-node-1"]).nodes == 2
+    with pytest.raises(ProviderError, match="burst-aws-00001-node-9"):
+        p.remove_nodes("burst-aws-00001", ["burst-aws-00001-node-9"])
+    # a later grow adds nodes with new names; removed ones never come back
+    p.resize("burst-aws-00001", 3)
+    clock.advance(600)
+    assert p.get_cluster("burst-aws-00001").nodes == 3
+    with pytest.raises(ProviderError, match="node-1x not"):
+        p.remove_nodes("burst-aws-00001", ["burst-aws-00001-node-4", "burst-aws-00001-node-1x"])
+    assert p.remove_nodes("burst-aws-00001", ["burst-aws-00001-node-4"]).nodes == 2
+    with pytest.raises(NotFound):
+        p.remove_nodes("burst-aws-00002", ["x"])
+
+
+def test_remove_nodes_also_leaves_the_member_api_server() -> None:
+    clock = SimClock(T0)
+    p = provider(clock, kube_api=True)
+    p.create_cluster(spec(nodes=3))
+    clock.advance(7200)
+    p.create_cluster(spec(nodes=3))
+    server = p._servers["burst-aws-00001"]
+    try:
+        p.remove_nodes("burst-aws-00001", ["burst-aws-00001-node-0"])
+        names = {n["metadata"]["name"] for n in server.objects("v1", "nodes")}
+        assert names == {"burst-aws-00001-node-1", "burst-aws-00001-node-2"}
+    finally:
+        server.stop()

@@ -1,4 +1,4 @@
-"""The plan diff: create, grow, drain, undrain — and which cluster to drain."""
+"""The plan diff: create, grow, shrink, drain, undrain — and which cluster to drain."""
 
 from __future__ import annotations
 
@@ -67,3 +67,23 @@ def test_nothing_wanted_drains_everything() -> None:
     plan = make_plan(decide(0), fleet, LIMITS, ids())  # type: ignore[arg-type]
     assert {a.cluster_id for a in plan.actions if a.op is Op.DRAIN} == {"a", "b"}
     assert all(a.cost_per_hour < 0 for a in plan.actions)
+
+
+def test_shrinks_an_active_cluster_by_what_whole_drains_leave_over() -> None:
+    fleet = [rec("old", 4, 5), rec("new", 4, 1)]
+    plan = make_plan(decide(2), fleet, LIMITS, ids(), shrinkable=frozenset({"aws"}))  # type: ignore[arg-type]
+    assert [(a.op, a.cluster_id, a.nodes) for a in plan.actions] == [(Op.DRAIN, "new", 4), (Op.SHRINK, "old", 2)]
+    shrink = plan.actions[1]
+    assert shrink.cost_per_hour == -2 * 0.4 and "giving back 2 idle node(s)" in shrink.reason
+    assert shrink.describe().startswith("shrink old (2× m5.2xlarge on aws)")
+
+
+def test_never_shrinks_where_nodes_cannot_be_released_or_below_one_node() -> None:
+    fleet = [rec("a", 4, 5)]
+    assert make_plan(decide(2), fleet, LIMITS, ids()).actions == ()  # type: ignore[arg-type]
+    # 1 node wanted of a 4-node cluster: shrink to 1, never to 0 (that would be a drain)
+    plan = make_plan(decide(1), fleet, LIMITS, ids(), shrinkable=frozenset({"aws"}))  # type: ignore[arg-type]
+    assert [(a.op, a.nodes) for a in plan.actions] == [(Op.SHRINK, 1)]
+    # clusters not yet ACTIVE are never shrunk
+    plan = make_plan(decide(1), [rec("p", 4, 0, S.PROVISIONING)], LIMITS, ids(), shrinkable=frozenset({"aws"}))  # type: ignore[arg-type]
+    assert plan.actions == ()

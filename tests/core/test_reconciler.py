@@ -27,6 +27,8 @@ class FakeHost:
         self.running: dict[str, int] = {}
         self.schedulable: dict[str, bool] = {}
         self.killed = 0
+        #: node names the test declares idle per cluster; release_idle hands them out
+        self.idle: dict[str, list[str]] = {}
 
     def attach(self, cluster: ClusterRecord) -> None:
         self.schedulable[cluster.cluster_id] = True
@@ -36,6 +38,11 @@ class FakeHost:
 
     def running_on(self, cluster_id: str) -> int:
         return self.running.get(cluster_id, 0)
+
+    def release_idle(self, cluster_id: str, count: int) -> list[str]:
+        names = self.idle.get(cluster_id, [])[:count]
+        self.idle[cluster_id] = self.idle.get(cluster_id, [])[count:]
+        return names
 
     def detach(self, cluster_id: str) -> None:
         self.killed += self.running.pop(cluster_id, 0)
@@ -284,3 +291,52 @@ def test_hard_stop_deadline_removes_a_draining_cluster_with_running_jobs() -> No
     assert trail[-1]["to_state"] in ("REMOVING", "REMOVED") and "2 running job(s) killed" in " ".join(
         t["reason"] for t in trail
     )
+
+
+def _active_cluster(eng: Engine, clock: SimClock, backlog: StaticBacklog, cores: int) -> ClusterRecord:
+    pending(backlog, cores)
+    run(eng, clock, 40)
+    [rec] = [c for c in eng.store.fleet() if c.state is S.ACTIVE]
+    return rec
+
+
+def _billed_nodes(eng: Engine, cid: str) -> list[int]:
+    return [s.quantity for s in eng.store.ledger() if s.cluster_id == cid and s.item == "nodes"]
+
+
+def test_a_draining_cluster_gives_back_its_idle_nodes_while_its_last_jobs_run() -> None:
+    eng, clock, backlog, host = setup()
+    rec = _active_cluster(eng, clock, backlog, 64)
+    cid, nodes = rec.cluster_id, rec.nodes
+    assert nodes >= 4
+    host.running[cid] = 1
+    host.idle[cid] = [f"{cid}-node-{i}" for i in range(1, nodes)]
+    pending(backlog, 0)
+    run(eng, clock, 15)
+    rec2 = eng.store.get(cid)
+    assert rec2 is not None and rec2.state is S.DRAINING
+    assert (rec2.nodes, rec2.desired_nodes) == (1, 1)
+    assert local(eng).get_cluster(cid).nodes == 1
+    assert ("remove_nodes", cid) in local(eng).calls
+    assert _billed_nodes(eng, cid) == [nodes, 1]  # billed for all until the cloud took them back
+    host.running[cid] = 0
+    run(eng, clock, 10)
+    assert states(eng)[cid] is S.REMOVED and host.killed == 0
+
+
+def test_an_active_cluster_shrinks_by_idle_nodes_only() -> None:
+    eng, clock, backlog, host = setup()
+    rec = _active_cluster(eng, clock, backlog, 64)
+    cid, nodes = rec.cluster_id, rec.nodes
+    pending(backlog, rec.cpus_per_node * (nodes - 2))  # two nodes too many, after idle_after
+    run(eng, clock, 45)
+    rec2 = eng.store.get(cid)
+    assert rec2 is not None and rec2.state is S.ACTIVE and rec2.desired_nodes == nodes - 2
+    assert rec2.nodes == nodes, "nothing idle yet: nodes stay, and stay billed"
+    assert _billed_nodes(eng, cid)[-1] == nodes
+    host.idle[cid] = [f"{cid}-node-{nodes - 1}"]  # one becomes idle
+    run(eng, clock, 1)
+    rec3 = eng.store.get(cid)
+    assert rec3 is not None and (rec3.nodes, rec3.desired_nodes) == (nodes - 1, nodes - 2)
+    assert _billed_nodes(eng, cid)[-1] == nodes - 1
+    assert local(eng).get_cluster(cid).nodes == nodes - 1

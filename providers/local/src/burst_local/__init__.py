@@ -150,6 +150,13 @@ class _Cluster:
     deleting_until: float | None = None
     resize_at: float | None = None
     message: str = ""
+    #: names of nodes deleted by remove_nodes; a later grow appends nodes with new indices
+    removed: list[str] = field(default_factory=list)
+
+    def node_names(self) -> list[str]:
+        """``<cluster>-node-<i>``, as the simulated batch system (``burst.executor``) names them too."""
+        every = (f"{self.cluster_id}-node-{i}" for i in range(self.nodes + len(self.removed)))
+        return [n for n in every if n not in self.removed]
 
 
 @dataclass
@@ -312,6 +319,32 @@ class LocalProvider:
             self._save()
         return self._view(c)
 
+    def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
+        """Delete the named nodes and shrink the cluster by as many (a cluster autoscaler's
+        scale-down of chosen nodes); names already removed are ignored."""
+        self._sync()
+        self.calls.append(("remove_nodes", cluster_id))
+        c = self._acct.clusters.get(cluster_id)
+        if c is None or c.deleting_until is not None:
+            raise NotFound(f"removing nodes of {cluster_id}: not found on {self.name}")
+        if self._fault("throttled"):
+            raise Throttled(f"removing nodes of {cluster_id}: request rate exceeded", retry_after=30)
+        self._view(c)  # settle a finished resize first
+        live = set(c.node_names())
+        gone = [n for n in dict.fromkeys(nodes) if n not in c.removed]
+        unknown = [n for n in gone if n not in live]
+        if unknown:
+            raise ProviderError(f"removing nodes of {cluster_id}: {', '.join(unknown)} not node(s) of this cluster")
+        c.removed.extend(gone)
+        c.nodes -= len(gone)
+        c.desired -= len(gone)
+        server = self._servers.get(cluster_id)
+        if server is not None:
+            for n in gone:
+                server.delete("v1", "nodes", n)
+        self._save()
+        return self._view(c)
+
     def delete_cluster(self, cluster_id: str) -> CloudCluster:
         self._sync()
         self.calls.append(("delete_cluster", cluster_id))
@@ -350,10 +383,8 @@ class LocalProvider:
             server = KubeApiServer()
             server.start()
             off = self._by_flavor[c.flavor]
-            for i in range(c.nodes):
-                server.add_node(
-                    f"{c.cluster_id}-node-{i}", cpu=str(off.cpus), memory=f"{off.memory_mb}Mi", gpus=off.gpus
-                )
+            for name in c.node_names():
+                server.add_node(name, cpu=str(off.cpus), memory=f"{off.memory_mb}Mi", gpus=off.gpus)
             self._servers[c.cluster_id] = server
         return server
 
