@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -29,9 +29,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from burst.model import CloudCluster, CloudStatus
 from burst.testing.loopback import LoopbackServer
 
-__all__ = ["Fault", "KeystoneFake", "Reply", "Request"]
+__all__ = ["Fault", "KeystoneFake", "Reply", "Request", "until_ready"]
 
 
 @dataclass(frozen=True)
@@ -363,3 +364,15 @@ class KeystoneFake:
 def _unauthorized() -> Reply:
     message = "The request you have made requires authentication."
     return Reply(401, {"error": {"code": 401, "title": "Unauthorized", "message": message}})
+
+
+def until_ready(step: Callable[[], CloudCluster], limit: int = 12) -> CloudCluster:
+    """Call ``step`` (a provider's create or get, which advances the fake a poll) until it answers
+    READY, and return that answer; fails after ``limit`` calls."""
+    seen = []
+    for _ in range(limit):
+        cc = step()
+        if cc.status is CloudStatus.READY:
+            return cc
+        seen.append(cc.status.name)
+    raise AssertionError(f"not READY after {limit} calls: {seen}")

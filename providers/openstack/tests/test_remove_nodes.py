@@ -9,6 +9,7 @@ import pytest
 from burst_openstack import OpenStackProvider, OpenStackProviderConfig
 
 from burst.api import CloudStatus, ClusterSpec, NotFound, ProviderError, RemovesNodes, Throttled
+from burst.testing.openstack_fake import until_ready
 
 CONFIG = {"kind": "openstack", "cloud": "burst-test", "region": "cern", "cluster_template": "kubernetes-1.29"}
 
@@ -21,8 +22,7 @@ def grow(p: OpenStackProvider, cid: str, nodes: int) -> None:
     """Create ``cid`` and poll until Magnum says it is complete."""
     s = ClusterSpec(cluster_id=cid, provider="cern", region="cern", flavor="m2.xlarge", nodes=nodes,
                     owner="cern-burst")  # fmt: skip
-    polls = [p.create_cluster(s).status for _ in range(8)]
-    assert polls[-1] is CloudStatus.READY, polls
+    until_ready(lambda: p.create_cluster(s))
 
 
 def ready(magnum: Any, ctx: Any, cid: str = "burst-m1", nodes: int = 4) -> OpenStackProvider:
@@ -31,12 +31,8 @@ def ready(magnum: Any, ctx: Any, cid: str = "burst-m1", nodes: int = 4) -> OpenS
     return p
 
 
-def settle(p: Any, cid: str = "burst-m1", limit: int = 10) -> Any:
-    for _ in range(limit):
-        cc = p.get_cluster(cid)
-        if cc.status is CloudStatus.READY:
-            return cc
-    raise AssertionError(f"{cid} not READY after {limit} reads")
+def settle(p: Any, cid: str = "burst-m1") -> Any:
+    return until_ready(lambda: p.get_cluster(cid))
 
 
 def test_is_a_removes_nodes_provider(ctx: Any) -> None:
