@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -29,9 +29,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from burst.model import CloudCluster, CloudStatus
 from burst.testing.loopback import LoopbackServer
 
-__all__ = ["Fault", "KeystoneFake", "Reply", "Request"]
+__all__ = ["Fault", "KeystoneFake", "Reply", "Request", "until_ready"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ class KeystoneFake:
         #: Nova-style absolute limits served at ``/compute/v2.1/limits`` (OTC's ECS speaks it too).
         self.cores_limit = 400
         self.cores_used = 0
+        #: Nova servers by id, served at ``/compute/v2.1/servers/detail``; see :meth:`add_server`.
+        self.servers: dict[str, dict[str, Any]] = {}
         self.delays: list[tuple[str, re.Pattern[str], float]] = []
         self.lock = threading.RLock()
         self._server: _Server | None = None
@@ -187,7 +190,7 @@ class KeystoneFake:
     # ---- what a subclass provides --------------------------------------------------------------
     def catalog(self) -> list[dict[str, Any]]:
         """Service catalog entries; use :meth:`service` to build one.  The base offers Nova's
-        ``compute`` (for its absolute limits only): subclasses add theirs to this list."""
+        ``compute`` (absolute limits and the server list only): subclasses add theirs to this list."""
         return [self.service("compute", "nova", f"{self.base_url}/compute/v2.1")]
 
     def handle(self, req: Request) -> Reply:
@@ -288,6 +291,8 @@ class KeystoneFake:
                 return _unauthorized()
             if req.path == "/compute/v2.1/limits" and req.method == "GET":
                 return self.compute_limits()
+            if req.path == "/compute/v2.1/servers/detail" and req.method == "GET":
+                return self.servers_detail(req)
             return self.handle(req)
 
     def pause(self, req: Request) -> None:
@@ -299,6 +304,27 @@ class KeystoneFake:
     def compute_limits(self) -> Reply:
         absolute = {"maxTotalCores": self.cores_limit, "totalCoresUsed": self.cores_used}
         return Reply(200, {"limits": {"rate": [], "absolute": absolute}})
+
+    # ---- Nova servers (the part a provider reads to map node names to servers) ------------------------
+    def add_server(self, name: str, ip: str, **metadata: str) -> str:
+        """A running Nova server with one fixed address on network ``private``; returns its id."""
+        sid = str(uuid.uuid4())
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.servers[sid] = {
+            "id": sid, "name": name, "status": "ACTIVE", "OS-EXT-STS:vm_state": "active",
+            "OS-EXT-STS:task_state": None, "OS-EXT-STS:power_state": 1, "tenant_id": self.project_id,
+            "user_id": "u-" + self.username, "metadata": dict(metadata), "created": now, "updated": now,
+            "addresses": {"private": [{"addr": ip, "version": 4, "OS-EXT-IPS:type": "fixed",
+                                       "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}]},
+            "flavor": {"original_name": "m2.xlarge"}, "image": "", "links": [],
+        }  # fmt: skip
+        return sid
+
+    def servers_detail(self, req: Request) -> Reply:
+        """``GET /servers/detail``: Nova's ``name`` filter is a regular expression searched in the name."""
+        pattern = req.param("name")
+        found = [s for s in self.servers.values() if pattern is None or re.search(pattern, s["name"])]
+        return Reply(200, {"servers": found})
 
     def _version(self, req: Request) -> Reply:
         version = {
@@ -338,3 +364,15 @@ class KeystoneFake:
 def _unauthorized() -> Reply:
     message = "The request you have made requires authentication."
     return Reply(401, {"error": {"code": 401, "title": "Unauthorized", "message": message}})
+
+
+def until_ready(step: Callable[[], CloudCluster], limit: int = 12) -> CloudCluster:
+    """Call ``step`` (a provider's create or get, which advances the fake a poll) until it answers
+    READY, and return that answer; fails after ``limit`` calls."""
+    seen = []
+    for _ in range(limit):
+        cc = step()
+        if cc.status is CloudStatus.READY:
+            return cc
+        seen.append(cc.status.name)
+    raise AssertionError(f"not READY after {limit} calls: {seen}")

@@ -9,6 +9,13 @@ lists are ``{"clusters": [...]}`` summaries; updates are JSON-patch documents; e
 from ``*_IN_PROGRESS`` to ``*_COMPLETE`` (or ``CREATE_FAILED`` with a ``status_reason``) after
 ``polls`` reads.  Certificates are really signed by a CA the fake makes, so the kubeconfig the
 provider writes can be checked with ``cryptography``.
+
+Each cluster's masters and worker nodes are Nova servers on the base fake's compute endpoint, named
+as Magnum's Heat templates name them (``<stack name>-master-<i>``, ``<stack name>-node-<i>``); a
+cluster's ``node_addresses`` are its workers' fixed IPs, and its two nodegroups (``default-master``,
+``default-worker``, API microversion 1.9+) count them.  The resize action (1.7+; to 0 nodes only
+from 1.10) deletes exactly the ``nodes_to_remove`` server ids; a count change without them removes
+the highest indices, as a Heat ResourceGroup does.
 """
 
 from __future__ import annotations
@@ -37,6 +44,12 @@ SUMMARY_FIELDS = (
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _microversion(req: Request) -> tuple[int, int]:
+    """The ``container-infra`` microversion asked for; Magnum's minimum (1.1) when none is."""
+    m = re.fullmatch(r"container-infra (\d+)\.(\d+)", req.headers.get("openstack-api-version", "").strip())
+    return (int(m.group(1)), int(m.group(2))) if m else (1, 1)
 
 
 def _err(status: int, detail: str) -> Reply:
@@ -98,6 +111,7 @@ class MagnumFake(KeystoneFake):
         self.fail_next: str | None = None
         #: newer Magnum lists labels in cluster summaries; older releases do not
         self.list_has_labels = True
+        self._subnet = 0
         self.add_template("kubernetes-1.29", labels={"kube_tag": "v1.29.1", "cern_enabled": "true"})
 
     def catalog(self) -> list[dict[str, Any]]:
@@ -133,14 +147,45 @@ class MagnumFake(KeystoneFake):
             else:
                 c["status"], c["status_reason"] = "CREATE_COMPLETE", "Stack CREATE completed successfully"
                 c["api_address"] = "https://188.184.1.10:6443"
-                c["master_addresses"] = ["188.184.1.10"] * c["master_count"]
-                c["node_addresses"] = [f"10.0.0.{i + 10}" for i in range(c["node_count"])]
+                c["_masters"] = [self._boot(c, "master") for _ in range(c["master_count"])]
+                c["master_addresses"] = [self._ip(s) for s in c["_masters"]]
+                self._converge(c)
                 c["health_status"] = "HEALTHY"
         elif status == "UPDATE_IN_PROGRESS":
             c["status"], c["status_reason"] = "UPDATE_COMPLETE", "Stack UPDATE completed successfully"
-            c["node_addresses"] = [f"10.0.0.{i + 10}" for i in range(c["node_count"])]
+            self._converge(c)
         elif status == "DELETE_IN_PROGRESS":
+            for sid in [*c.get("_masters", []), *c.get("_workers", [])]:
+                self.servers.pop(sid, None)
             del self.clusters[cid]
+
+    # ---- the cluster's Nova servers ------------------------------------------------------------------
+    def _boot(self, c: dict[str, Any], role: str) -> str:
+        index = c["_index"][role]
+        c["_index"][role] += 1
+        self._subnet += 1
+        return self.add_server(f"{c['_stack']}-{role}-{index}", f"10.0.{self._subnet // 250}.{self._subnet % 250 + 4}")
+
+    def _ip(self, sid: str) -> str:
+        return str(self.servers[sid]["addresses"]["private"][0]["addr"])
+
+    def _converge(self, c: dict[str, Any]) -> None:
+        """What Heat does at the end of a stack create/update: delete the servers named for removal,
+        then the highest-index ones, or boot new ones, until ``node_count`` workers are left."""
+        workers: list[str] = c.setdefault("_workers", [])
+        for sid in c.pop("_remove", []):
+            workers.remove(sid)
+            self.servers.pop(sid, None)
+        while len(workers) > c["node_count"]:
+            self.servers.pop(workers.pop(), None)
+        while len(workers) < c["node_count"]:
+            workers.append(self._boot(c, "node"))
+        c["node_addresses"] = [self._ip(s) for s in workers]
+
+    def node_names(self, ident: str) -> list[str]:
+        """The Kubernetes node names (Nova server names) of a cluster's workers."""
+        c = next(c for c in self.clusters.values() if ident in (c["uuid"], c["name"]))
+        return [self.servers[s]["name"] for s in c.get("_workers", [])]
 
     def _lookup(self, ident: str) -> tuple[dict[str, Any] | None, Reply | None]:
         """By uuid, else by name (Magnum's ``uuid_or_name``)."""
@@ -173,6 +218,7 @@ class MagnumFake(KeystoneFake):
             ("GET", r"/clusters/(?P<ident>[^/]+)", self._get),
             ("PATCH", r"/clusters/(?P<ident>[^/]+)", self._patch),
             ("POST", r"/clusters/(?P<ident>[^/]+)/actions/resize", self._resize_action),
+            ("GET", r"/clusters/(?P<ident>[^/]+)/nodegroups", self._list_nodegroups),
             ("DELETE", r"/clusters/(?P<ident>[^/]+)", self._delete),
             ("POST", r"/certificates", self._sign),
             ("GET", r"/certificates/(?P<ident>[^/]+)", self._ca),
@@ -232,6 +278,8 @@ class MagnumFake(KeystoneFake):
             "floating_ip_enabled": body.get("floating_ip_enabled", tpl["floating_ip_enabled"]),
             "master_lb_enabled": False, "project_id": self.project_id, "user_id": "u-" + self.username,
             "created_at": _now(), "updated_at": None, "faults": {}, "links": [],
+            "_stack": f"{(body.get('name') or 'cluster')[:20]}-{uuid.uuid4().hex[:12]}",
+            "_index": {"master": 0, "node": 0},
         }  # fmt: skip
         if self.fail_next:
             self.clusters[cid]["_fail"] = self.fail_next
@@ -262,10 +310,44 @@ class MagnumFake(KeystoneFake):
         return self._start_update(c, int(counts[0]))
 
     def _resize_action(self, req: Request, ident: str) -> Reply:
+        version = _microversion(req)
+        if version < (1, 7):
+            return _err(406, f"Version {version[0]}.{version[1]} was requested but the resize action needs 1.7")
         c, err = self._lookup(ident)
         if c is None:
             return err  # type: ignore[return-value]
-        return self._start_update(c, int((req.body or {})["node_count"]))
+        body = req.body if isinstance(req.body, dict) else {}
+        count = int(body["node_count"])
+        if count == 0 and version < (1, 10):
+            return _err(400, "Resizing a nodegroup to zero is not supported in the requested API version.")
+        if body.get("nodegroup") not in (None, "default-worker"):
+            return _err(404, f"Nodegroup {body['nodegroup']} could not be found.")
+        remove = list(body.get("nodes_to_remove") or [])
+        unknown = [sid for sid in remove if sid not in c.get("_workers", [])]
+        if unknown:
+            return _err(400, f"Nodes {unknown} are not nodes of nodegroup default-worker.")
+        reply = self._start_update(c, count)
+        if reply.status == 202 and remove:
+            c["_remove"] = remove
+            for sid in remove:  # Heat starts deleting them at once
+                self.servers[sid]["OS-EXT-STS:task_state"] = "deleting"
+        return reply
+
+    def _list_nodegroups(self, req: Request, ident: str) -> Reply:
+        if _microversion(req) < (1, 9):
+            return _err(404, "The resource could not be found.")
+        c, err = self._lookup(ident)
+        if c is None:
+            return err  # type: ignore[return-value]
+        groups = [("default-master", "master", c["master_count"], c["master_flavor_id"], 1),
+                  ("default-worker", "worker", c["node_count"], c["flavor_id"], 0)]  # fmt: skip
+        return Reply(200, {"nodegroups": [
+            {"uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, c["uuid"] + name)), "name": name, "flavor_id": flavor,
+             "image_id": "fedora-coreos-38", "node_count": count, "role": role, "max_node_count": None,
+             "min_node_count": minimum, "is_default": True, "stack_id": c["stack_id"], "status": c["status"],
+             "links": []}
+            for name, role, count, flavor, minimum in groups
+        ]})  # fmt: skip
 
     def _delete(self, req: Request, ident: str) -> Reply:
         c, err = self._lookup(ident)

@@ -6,6 +6,14 @@ Quotas", "Deleting a Cluster") and otcextensions' own resource classes (``otcext
 lists under ``items``, ids in ``metadata.uid``, phases in ``status.phase``, errors as
 ``{"error_code", "error_msg"}``.  Progress is asynchronous: a cluster, node pool or deletion moves
 on after ``polls`` reads, so the tests see Creating → Available the way the provider will.
+
+A node pool's nodes are real node records ("Listing All Nodes in a Cluster", "Deleting a Node"):
+named by their private IP (as CCE names them in Kubernetes), annotated
+``kubernetes.io/node-pool.id`` with the pool's uid.  The pool converges on its
+``spec.initialNodeCount``: it boots nodes while it has fewer (so a deleted node is *replaced* unless
+the count was lowered) and deletes nodes of its own choosing while it has more.  Deleting a node
+lowers its pool's count unless ``nodepoolScaleDown=NoScaleDown`` is asked for (Huawei's CCE API
+reference); :attr:`CceFake.delete_scales_pool` off models a CCE that does not.
 """
 
 from __future__ import annotations
@@ -53,6 +61,11 @@ class CceFake(KeystoneFake):
         self.reason_in_job_only = False
         #: node pools go SoldOut instead of getting nodes
         self.sold_out = False
+        #: nodes by cluster uid, then node uid
+        self.nodes: dict[str, dict[str, dict[str, Any]]] = {}
+        #: deleting a pool's node lowers the pool's initialNodeCount (unless NoScaleDown is asked)
+        self.delete_scales_pool = True
+        self._ips = 0
 
     def catalog(self) -> list[dict[str, Any]]:
         return [*super().catalog(), self.service("ccev2.0", "cce", f"{self.base_url}/cce")]
@@ -91,6 +104,7 @@ class CceFake(KeystoneFake):
         elif phase == "Deleting":
             del self.clusters[uid]
             self.pools.pop(uid, None)
+            self.nodes.pop(uid, None)
             job["status"]["phase"] = "Success"
 
     def _advance_pool(self, cid: str, pid: str) -> None:
@@ -99,12 +113,64 @@ class CceFake(KeystoneFake):
             return
         if p["status"]["phase"] == "Deleting":
             del self.pools[cid][pid]
+            for nid in [n for n, node in self.nodes.get(cid, {}).items() if _pool_of(node) == pid]:
+                del self.nodes[cid][nid]
             return
         if self.sold_out:
             p["status"]["phase"] = "SoldOut"
             return
+        live = [n for n in self.pool_nodes(cid, pid) if n["status"]["phase"] != "Deleting"]
+        for node in live[p["spec"]["initialNodeCount"] :]:  # too many: the pool picks (its newest)
+            self._start_node_delete(cid, node)
+        for _ in range(p["spec"]["initialNodeCount"] - len(live)):
+            self.add_node(cid, p)
         p["status"]["phase"] = ""
-        p["status"]["currentNode"] = p["spec"]["initialNodeCount"]
+        p["status"]["currentNode"] = len(self.pool_nodes(cid, pid))
+
+    # ---- nodes -------------------------------------------------------------------------------------------
+    def pool_nodes(self, cid: str, pid: str) -> list[dict[str, Any]]:
+        """A pool's nodes, oldest first (deleting ones included until they are gone)."""
+        return [n for n in self.nodes.get(cid, {}).values() if _pool_of(n) == pid]
+
+    def node_names(self, cid: str) -> list[str]:
+        """Kubernetes names (private IPs) of a cluster's nodes that are not being deleted."""
+        return [n["status"]["privateIP"] for n in self.nodes.get(cid, {}).values() if n["status"]["phase"] == "Active"]
+
+    def add_node(self, cid: str, pool: dict[str, Any]) -> dict[str, Any]:
+        """Boot one node of ``pool`` in cluster ``cid`` (as the pool does when it is short)."""
+        self._ips += 1
+        nid, ip = str(uuid.uuid4()), f"192.168.{self._ips // 250}.{self._ips % 250 + 4}"
+        tmpl = pool["spec"].get("nodeTemplate") or {}
+        node = {
+            "kind": "Node", "apiVersion": "v3",
+            "metadata": {"name": f"{pool['metadata']['name']}-{nid[:5]}", "uid": nid, "creationTimestamp": _now(),
+                         "annotations": {"kubernetes.io/node-pool.id": pool["metadata"]["uid"]}},
+            "spec": {k: tmpl[k] for k in ("flavor", "az", "os", "login", "rootVolume", "dataVolumes") if k in tmpl},
+            "status": {"phase": "Active", "serverId": str(uuid.uuid4()), "privateIP": ip,
+                       "jobID": self._new_job("CreateNode", cid, nid)},
+        }  # fmt: skip
+        self.nodes.setdefault(cid, {})[nid] = node
+        return node
+
+    def _start_node_delete(self, cid: str, node: dict[str, Any]) -> None:
+        node["status"]["phase"] = "Deleting"
+        node["status"]["jobID"] = self._new_job("DeleteNode", cid, node["metadata"]["uid"])
+        self.countdown[node["metadata"]["uid"]] = self.polls
+
+    def _advance_nodes(self, cid: str) -> None:
+        """Deletions finish after ``polls`` reads; a pool left short boots a replacement."""
+        for nid, node in list(self.nodes.get(cid, {}).items()):
+            if node["status"]["phase"] != "Deleting" or not self._tick(nid):
+                continue
+            del self.nodes[cid][nid]
+            pool = self.pools.get(cid, {}).get(_pool_of(node))
+            if pool is None:
+                continue
+            pool["status"]["currentNode"] = len(self.pool_nodes(cid, pool["metadata"]["uid"]))
+            live = [n for n in self.pool_nodes(cid, pool["metadata"]["uid"]) if n["status"]["phase"] != "Deleting"]
+            if len(live) < pool["spec"]["initialNodeCount"] and pool["metadata"]["uid"] not in self.countdown:
+                pool["status"]["phase"] = "Synchronizing"
+                self.countdown[pool["metadata"]["uid"]] = self.polls
 
     # ---- routes ------------------------------------------------------------------------------------------
     def handle(self, req: Request) -> Reply:
@@ -124,6 +190,8 @@ class CceFake(KeystoneFake):
             ("GET", r"/clusters/(?P<cid>[^/]+)/nodepools/(?P<pid>[^/]+)", self._get_pool),
             ("PUT", r"/clusters/(?P<cid>[^/]+)/nodepools/(?P<pid>[^/]+)", self._update_pool),
             ("DELETE", r"/clusters/(?P<cid>[^/]+)/nodepools/(?P<pid>[^/]+)", self._delete_pool),
+            ("GET", r"/clusters/(?P<cid>[^/]+)/nodes", self._list_nodes),
+            ("DELETE", r"/clusters/(?P<cid>[^/]+)/nodes/(?P<nid>[^/]+)", self._delete_node),
         ]
         for method, pattern, fn in routes:
             m = re.fullmatch(pattern, path)
@@ -251,9 +319,29 @@ class CceFake(KeystoneFake):
     def _list_pools(self, req: Request, cid: str) -> Reply:
         if self._find(cid) is None:
             return _err(404, "CCE.01404001", "The cluster does not exist.")
+        self._advance_nodes(cid)
         for pid in list(self.pools.get(cid, {})):
             self._advance_pool(cid, pid)
         return Reply(200, {"kind": "List", "apiVersion": "v3", "items": list(self.pools.get(cid, {}).values())})
+
+    def _list_nodes(self, req: Request, cid: str) -> Reply:
+        if self._find(cid) is None:
+            return _err(404, "CCE.01404001", "The cluster does not exist.")
+        self._advance_nodes(cid)
+        return Reply(200, {"kind": "List", "apiVersion": "v3", "items": list(self.nodes.get(cid, {}).values())})
+
+    def _delete_node(self, req: Request, cid: str, nid: str) -> Reply:
+        if self._find(cid) is None:
+            return _err(404, "CCE.01404001", "The cluster does not exist.")
+        node = self.nodes.get(cid, {}).get(nid)
+        if node is None:
+            return _err(404, "CCE.01404001", "The node does not exist.")
+        if node["status"]["phase"] != "Deleting":
+            self._start_node_delete(cid, node)
+            pool = self.pools.get(cid, {}).get(_pool_of(node))
+            if pool is not None and self.delete_scales_pool and req.param("nodepoolScaleDown") != "NoScaleDown":
+                pool["spec"]["initialNodeCount"] = max(pool["spec"]["initialNodeCount"] - 1, 0)
+        return Reply(200, node)
 
     def _create_pool(self, req: Request, cid: str) -> Reply:
         c = self._find(cid)
@@ -308,6 +396,10 @@ class CceFake(KeystoneFake):
             pool["status"]["phase"] = "Deleting"
             self.countdown[pid] = self.polls
         return Reply(200, pool)
+
+
+def _pool_of(node: dict[str, Any]) -> str:
+    return str(node["metadata"].get("annotations", {}).get("kubernetes.io/node-pool.id", ""))
 
 
 @pytest.fixture

@@ -10,6 +10,12 @@ Ownership lives in the cluster's labels (``burst.owner`` / ``burst.cluster`` / `
 merged over the template's own labels: Magnum *replaces* the template's labels with a cluster's,
 and losing e.g. ``kube_tag`` would build a different Kubernetes.
 
+Idle nodes are released one by one (:meth:`OpenStackProvider.remove_nodes`, burst's optional
+``RemovesNodes``): on Magnum a Kubernetes node's name is its Nova server's name, so the names are
+looked up in Nova, checked against the cluster's ``node_addresses``, and handed to the resize action
+as ``nodes_to_remove`` with the worker nodegroup's count lowered by as many — Heat then deletes
+exactly those servers instead of the highest-numbered ones.
+
 Credentials come from ``clouds.yaml`` / ``OS_*`` environment variables (cloud name
 :attr:`OpenStackProviderConfig.cloud`), never from burst's YAML, and are never logged.
 """
@@ -17,6 +23,7 @@ Credentials come from ``clouds.yaml`` / ``OS_*`` environment variables (cloud na
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -44,6 +51,7 @@ from burst.api import (
     ProvisioningFailed,
     Quota,
     QuotaExceeded,
+    RemovesNodes,
     Throttled,
     b64,
     render_kubeconfig,
@@ -67,6 +75,11 @@ _READY = frozenset({
 _CAPACITY_WORDS = ("no valid host", "sold out", "insufficient capacity", "insufficient resources",
                    "not enough resources", "exceeds available capacity")  # fmt: skip
 _QUOTA_WORDS = ("quota", "limit exceeded", "maximum clusters per project", "overlimit", "over limit")
+
+#: Magnum API microversions: the resize action with ``nodes_to_remove`` exists from 1.7 and nodegroups
+#: from 1.9 (Train); resizing a nodegroup to 0 nodes needs 1.10 (Wallaby).
+NODEGROUPS_VERSION = "1.9"
+RESIZE_TO_ZERO_VERSION = "1.10"
 
 #: Size of the client key burst generates for a kubeconfig.  ``openstack coe cluster config``
 #: (python-magnumclient) makes an RSA key and a CSR for CN=admin, O=system:masters; 2048 bits is
@@ -282,15 +295,26 @@ class OpenStackProvider:
     def coe(self) -> Any:
         return self.conn.container_infrastructure_management
 
-    def _get_json(self, path: str) -> Any:
+    def _get_json(self, path: str, microversion: str | None = None) -> Any:
         """A raw GET through the SDK's authenticated Magnum adapter.  Used where openstacksdk's
         resource drops a field: its ``Cluster.status_reason`` reads body key ``reason``, but
         Magnum sends ``status_reason``."""
+        return self._request("GET", path, microversion=microversion).json()
+
+    def _request(self, method: str, path: str, *, body: Any = None, microversion: str | None = None) -> Any:
+        """A raw Magnum request, errors raised as SDK errors.  openstacksdk has no nodegroups and
+        its ``Cluster.resize()`` is broken (and sends no microversion), so those go through here."""
         from openstack import exceptions
 
-        response = self.coe.get(path, headers={"Accept": "application/json"})
+        headers = {"Accept": "application/json"}
+        if microversion:
+            headers["OpenStack-API-Version"] = f"container-infra {microversion}"
+        kwargs: dict[str, Any] = {"headers": headers}
+        if body is not None:
+            kwargs["json"] = body
+        response = self.coe.request(path, method, **kwargs)
         exceptions.raise_from_response(response)
-        return response.json()
+        return response
 
     # -- offerings
     @cached_property
@@ -451,6 +475,71 @@ class OpenStackProvider:
             self.coe.update_cluster(fetched, node_count=nodes)
             return replace(view, status=CloudStatus.RESIZING, desired_nodes=nodes, message="resize requested")
 
+    def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
+        """Delete exactly the worker nodes named ``nodes`` and lower the worker count by as many.
+
+        A Magnum node's Kubernetes name is its Nova server's name.  Each name is looked up in Nova
+        (``GET /servers/detail?name=^<name>$``, exact match checked here too); a server whose fixed
+        or floating address is not among the cluster's ``node_addresses`` (a master, another
+        cluster's node) makes this a ProviderError, and a name with no server, or only servers Nova
+        is deleting, counts as already gone.  The rest go in one
+        ``POST /v1/clusters/{uuid}/actions/resize`` (microversion 1.9; 1.10 to reach 0 nodes) with
+        ``nodes_to_remove`` = their server ids, ``nodegroup`` = the default worker nodegroup and
+        ``node_count`` = its count minus as many, so Heat deletes those servers and no others.
+        Magnum refuses updates while a stack operation runs: then this raises ProviderError and the
+        caller asks again (nodes it already asked for are being deleted by then, so are skipped)."""
+        action = f"removing nodes {', '.join(nodes)} of Magnum cluster {cluster_id}"
+        with _boundary(action):
+            c = self._must(cluster_id, "removing nodes of")
+            view = self._view(c)
+            victims = self._servers_of(c, nodes, action)
+            if not victims:
+                return view
+            status = str(c.get("status", ""))
+            if status.endswith("_IN_PROGRESS"):
+                raise ProviderError(f"{action}: Magnum is busy ({status}); ask again when it is done")
+            group = self._worker_group(c["uuid"], action)
+            count = int(group["node_count"]) - len(victims)
+            body = {"node_count": count, "nodes_to_remove": victims, "nodegroup": group["name"]}
+            version = RESIZE_TO_ZERO_VERSION if count == 0 else NODEGROUPS_VERSION
+            self._request("POST", f"/clusters/{c['uuid']}/actions/resize", body=body, microversion=version)
+            desired = int(c.get("node_count") or 0) - len(victims)
+            return replace(view, status=CloudStatus.RESIZING, desired_nodes=desired,
+                           message=f"deleting {len(victims)} nodes")  # fmt: skip
+
+    def _servers_of(self, c: Mapping[str, Any], names: Sequence[str], action: str) -> list[str]:
+        """Server ids of the named worker nodes of cluster ``c`` that still exist."""
+        addresses = set(c.get("node_addresses") or [])
+        ids: list[str] = []
+        for name in dict.fromkeys(names):
+            pattern = "^" + re.escape(name).replace("\\-", "-") + "$"  # Nova's name filter is a regex
+            found = [s for s in self.conn.compute.servers(details=True, name=pattern) if s.name == name]
+            live = [s for s in found if s.status not in ("DELETED", "SOFT_DELETED") and s.task_state != "deleting"]
+            if not live:
+                continue  # already gone, or being deleted
+            mine = [s.id for s in live if _server_ips(s) & addresses]
+            if len(mine) != 1:
+                what = "not a worker node of this cluster" if not mine else "the name of several of its servers"
+                raise ProviderError(f"{action}: {name} is {what}")
+            ids.append(str(mine[0]))
+        return ids
+
+    def _worker_group(self, uuid: str, action: str) -> Mapping[str, Any]:
+        """The cluster's default worker nodegroup (burst's clusters have no other)."""
+        from openstack import exceptions
+
+        try:
+            groups = self._get_json(f"/clusters/{uuid}/nodegroups", NODEGROUPS_VERSION)["nodegroups"]
+        except exceptions.HttpException as err:
+            if _http_status(err) not in (404, 406):
+                raise
+            raise ProviderError(f"{action}: this Magnum has no nodegroups API (microversion 1.9)") from err
+        workers = [g for g in groups if g.get("role") != "master"]
+        for g in workers:
+            if g.get("is_default") or len(workers) == 1:
+                return dict(g)
+        raise ProviderError(f"{action}: no default worker nodegroup")
+
     def delete_cluster(self, cluster_id: str) -> CloudCluster:
         """Magnum deletes the Heat stack: servers, their volumes, ports, floating IPs and load
         balancers the stack made.  One request; later calls report progress, NotFound when gone."""
@@ -499,6 +588,16 @@ class OpenStackProvider:
             return make_kubeconfig(cluster_id, str(c["api_address"]), str(ca.pem), str(signed.pem), key_pem)
 
 
+def _server_ips(server: Any) -> set[str]:
+    """Every address (fixed and floating) of a Nova server."""
+    return {str(a.get("addr")) for net in (server.addresses or {}).values() for a in net}
+
+
 def _check(p: OpenStackProvider) -> Provider:
     """mypy checks here that the class implements burst's Provider protocol."""
+    return p
+
+
+def _check_removes(p: OpenStackProvider) -> RemovesNodes:
+    """... and the optional RemovesNodes one."""
     return p

@@ -11,12 +11,18 @@ Ownership lives in the cluster's resource tags (``spec.clusterTags``), the nodes
 fields they do not model (``clusterTags``, the list of ``endpoints``, ``status.reason``), so reads
 go through the SDK's authenticated CCE adapter as raw JSON; creates use the SDK's resources.
 
+Idle nodes are released one by one (:meth:`TSystemsProvider.remove_nodes`, burst's optional
+``RemovesNodes``): CCE names a node in Kubernetes by its private IP, so names are matched against
+``status.privateIP`` of the cluster's nodes, those nodes are deleted, and the pool's
+``initialNodeCount`` ends lowered by as many so CCE does not boot replacements.
+
 Credentials come from ``clouds.yaml`` / ``OS_*`` environment variables (cloud name
 :attr:`TSystemsProviderConfig.cloud`), never from burst's YAML, and are never logged.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,6 +52,7 @@ from burst.api import (
     ProvisioningFailed,
     Quota,
     QuotaExceeded,
+    RemovesNodes,
     Throttled,
 )
 
@@ -53,6 +60,9 @@ __all__ = ["POOL_NAME", "TSystemsProvider", "TSystemsProviderConfig", "load_cata
 
 #: The one node pool burst puts in each of its CCE clusters.
 POOL_NAME = "burst-workers"
+
+#: Annotation CCE puts on a node with the uid of the node pool it belongs to.
+POOL_ANNOTATION = "kubernetes.io/node-pool.id"
 
 #: Query flags for ``DELETE .../clusters/{id}``: take the cluster's volumes (EVS, SFS, SFS Turbo,
 #: OBS), ENI ports and load balancers with it, so nothing keeps billing after the cluster is gone.
@@ -478,17 +488,73 @@ class TSystemsProvider:
                 raise NotFound(f"resizing {cluster_id}: node pool {POOL_NAME} does not exist")
             if int(pool["spec"].get("initialNodeCount") or 0) == nodes:
                 return self._view(c, pool)
-            body = {
-                "metadata": {"name": POOL_NAME},
-                "spec": {
-                    "initialNodeCount": nodes,
-                    "autoscaling": pool["spec"].get("autoscaling", {"enable": False}),
-                    "nodeTemplate": pool["spec"].get("nodeTemplate", {}),
-                },
-            }
-            updated = self._call("PUT", f"/clusters/{uid}/nodepools/{pool['metadata']['uid']}", json_body=body)
-            view = self._view(c, updated if isinstance(updated, dict) and updated.get("spec") else pool)
+            view = self._view(c, self._set_pool_count(uid, pool, nodes))
             return replace(view, status=CloudStatus.RESIZING, desired_nodes=nodes)
+
+    def _set_pool_count(self, uid: str, pool: dict[str, Any], nodes: int) -> dict[str, Any]:
+        """PUT the pool with ``initialNodeCount = nodes``; the pool as CCE answers it."""
+        body = {
+            "metadata": {"name": POOL_NAME},
+            "spec": {
+                "initialNodeCount": nodes,
+                "autoscaling": pool["spec"].get("autoscaling", {"enable": False}),
+                "nodeTemplate": pool["spec"].get("nodeTemplate", {}),
+            },
+        }
+        updated = self._call("PUT", f"/clusters/{uid}/nodepools/{pool['metadata']['uid']}", json_body=body)
+        return updated if isinstance(updated, dict) and updated.get("spec") else pool
+
+    def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
+        """Delete exactly the nodes named ``nodes`` and leave the pool's count lowered by as many.
+
+        CCE's Kubernetes node name is the node's private IP: each name is matched against
+        ``status.privateIP`` in ``GET …/clusters/{id}/nodes``.  A matching node outside burst's
+        pool (its ``kubernetes.io/node-pool.id`` annotation is another pool's uid), or a name that
+        is no IP address at all, makes this a ProviderError; an IP that is no node (any more) or a
+        node already ``Deleting`` counts as gone.  The rest are deleted one by one
+        (``DELETE …/nodes/{node_id}``, no query flags).  Huawei's CCE API reference says such a
+        delete lowers the node pool's count itself unless ``nodepoolScaleDown=NoScaleDown`` is
+        sent; OTC's reference is silent.  So the pool is read again afterwards and, if its
+        ``initialNodeCount`` is still above the old count minus the deleted nodes, PUT down to
+        that — after the deletes, never before, since lowering the count first lets CCE pick
+        which nodes go.  A crash between the deletes and that PUT can leave the count high; the
+        pool then replaces the deleted nodes, which ``resize`` corrects."""
+        action = f"removing nodes {', '.join(nodes)} of CCE cluster {cluster_id}"
+        with _boundary(action):
+            c = self._must_find(cluster_id, "removing nodes of")
+            uid = c["metadata"]["uid"]
+            pool = self._pool(uid)
+            if pool is None:
+                raise NotFound(f"{action}: node pool {POOL_NAME} does not exist")
+            victims = self._pool_nodes_named(uid, pool, nodes, action)
+            if not victims:
+                return self._view(c, pool)
+            target = max(int(pool["spec"].get("initialNodeCount") or 0) - len(victims), 0)
+            for node_id in victims:
+                self.conn.cce.delete_cluster_node(uid, node_id, ignore_missing=True)
+            pool = self._pool(uid) or pool
+            if int(pool["spec"].get("initialNodeCount") or 0) > target:
+                pool = self._set_pool_count(uid, pool, target)
+            view = self._view(c, pool)
+            return replace(view, status=CloudStatus.RESIZING, desired_nodes=target,
+                           message=f"deleting {len(victims)} nodes")  # fmt: skip
+
+    def _pool_nodes_named(self, uid: str, pool: Mapping[str, Any], names: Sequence[str], action: str) -> list[str]:
+        """Ids of the named nodes of burst's pool that are neither gone nor being deleted."""
+        by_ip = {n.get("status", {}).get("privateIP"): n for n in self._call("GET", f"/clusters/{uid}/nodes")["items"]}
+        ids: list[str] = []
+        for name in dict.fromkeys(names):
+            node = by_ip.get(name)
+            if node is None:
+                if not _is_ip(name):
+                    raise ProviderError(f"{action}: {name} is not a CCE node name (CCE names nodes by private IP)")
+                continue  # already gone
+            if node.get("status", {}).get("phase") == "Deleting":
+                continue
+            if node.get("metadata", {}).get("annotations", {}).get(POOL_ANNOTATION) != pool["metadata"]["uid"]:
+                raise ProviderError(f"{action}: {name} is not a node of node pool {POOL_NAME}")
+            ids.append(str(node["metadata"]["uid"]))
+        return ids
 
     def delete_cluster(self, cluster_id: str) -> CloudCluster:
         """Node pool first (its nodes and their disks go with it), then the cluster with every
@@ -586,6 +652,14 @@ def _tags(c: Mapping[str, Any]) -> dict[str, str]:
     return {str(t.get("key")): str(t.get("value", "")) for t in tags if isinstance(t, Mapping)}
 
 
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _int_or_none(v: object) -> int | None:
     if v is None:
         return None
@@ -615,4 +689,9 @@ def _verified_kubeconfig(doc: Mapping[str, Any], cluster_id: str) -> str:
 
 def _check(p: TSystemsProvider) -> Provider:
     """mypy checks here that the class implements burst's Provider protocol."""
+    return p
+
+
+def _check_removes(p: TSystemsProvider) -> RemovesNodes:
+    """... and the optional RemovesNodes one."""
     return p
