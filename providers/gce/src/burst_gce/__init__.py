@@ -486,7 +486,7 @@ class GceProvider:
 
     def quota(self) -> Quota:
         """GKE's API has no quota call (CPU quotas live in the Compute Engine API, which this
-        provider does not use): report the configured cluster limit and what burst uses; CPU quota
+        provider uses only to release nodes): report the configured cluster limit and what burst uses; CPU quota
         shortfalls surface as QuotaExceeded when creating or resizing."""
         mine = self.list_clusters(self._owner)
         cores = 0
