@@ -190,18 +190,24 @@ _GKE_PERMISSION = {
 }
 
 
-def gke_calls() -> set[str]:
-    """Every ``self._api().<method>(…)`` in burst_gce."""
+def gce_calls(client: str) -> set[str]:
+    """Every ``self.<client>().<method>(…)`` in burst_gce: ``_api`` is the GKE client, ``_migs`` the
+    Compute Engine instance-group-managers client (node release)."""
     calls = set()
     for node in ast.walk(_source(burst_gce)):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and isinstance(node.func.value, ast.Call)
-            and _is_self_attr(node.func.value.func, "_api")
+            and _is_self_attr(node.func.value.func, client)
         ):
             calls.add(node.func.attr)
     return calls
+
+
+def gke_calls() -> set[str]:
+    """Every ``self._api().<method>(…)`` in burst_gce."""
+    return gce_calls("_api")
 
 
 #: InstanceGroupManagersClient method → the IAM permission Compute Engine checks (its REST reference).
@@ -213,22 +219,8 @@ _COMPUTE_PERMISSION = {
 }
 
 
-def mig_calls() -> set[str]:
-    """Every ``self._migs().<method>(…)`` in burst_gce (node release)."""
-    calls = set()
-    for node in ast.walk(_source(burst_gce)):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Call)
-            and _is_self_attr(node.func.value.func, "_migs")
-        ):
-            calls.add(node.func.attr)
-    return calls
-
-
 def test_gce_node_release_role_has_the_permissions_of_every_compute_call() -> None:
-    calls = mig_calls()
+    calls = gce_calls("_migs")
     assert {"list_managed_instances", "delete_instances_unary"} <= calls, f"extraction broken: {calls}"
     unknown = calls - set(_COMPUTE_PERMISSION)
     assert not unknown, f"burst_gce calls {unknown}: add their permission to this table and the module"
