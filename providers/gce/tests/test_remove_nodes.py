@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from burst_gce import NODE_POOL, ClusterBusy, NotOwned
+from burst_gce import NODE_POOL, ClusterBusy, NotOwned, RequestRejected
 from google.cloud import compute_v1
 from google.oauth2.credentials import Credentials as OAuthCredentials
 
@@ -131,6 +131,7 @@ def test_unknown_name_is_refused_before_anything_is_deleted(gke: FakeGke) -> Non
         with pytest.raises(ProviderError, match=stranger) as info:
             p.remove_nodes(CID, [names[0], stranger])
         assert not isinstance(info.value, NotFound)
+        assert isinstance(info.value, RequestRejected) and not info.value.retryable
     assert not gke.sent("POST", "/deleteInstances$")
     assert mig(gke)["targetSize"] == 3 and gke.nodes(PROJECT, ZONE, CID) == names
 

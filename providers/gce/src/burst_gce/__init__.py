@@ -438,7 +438,8 @@ class GceProvider:
 
         Every name is checked against the groups' managed instances first: one that is being deleted
         already, or that is gone but carries a group's ``baseInstanceName`` (so it was a node of this
-        pool), is skipped; any other name raises ProviderError before anything is deleted.  Nothing
+        pool), is skipped; any other name raises RequestRejected (a ProviderError) before anything is
+        deleted.  Nothing
         waits: the deletes run on in Compute Engine, and a repeat call sees them DELETING or gone."""
         name = _gke_name(cluster_id)
         wanted = list(dict.fromkeys(nodes))
@@ -464,8 +465,8 @@ class GceProvider:
                 unknown.append(node)
             elif node in groups[owner].live:
                 plan.setdefault(owner, []).append(node)
-        if unknown:
-            raise ProviderError(
+        if unknown:  # asking again cannot help: RequestRejected is a ProviderError that is not retryable
+            raise RequestRejected(
                 f"{action}: {', '.join(unknown)} are not nodes of cluster {name} "
                 f"(instance groups {', '.join(g.name for g in groups)})"
             )
