@@ -190,18 +190,50 @@ _GKE_PERMISSION = {
 }
 
 
-def gke_calls() -> set[str]:
-    """Every ``self._api().<method>(…)`` in burst_gce."""
+def gce_calls(client: str) -> set[str]:
+    """Every ``self.<client>().<method>(…)`` in burst_gce: ``_api`` is the GKE client, ``_migs`` the
+    Compute Engine instance-group-managers client (node release)."""
     calls = set()
     for node in ast.walk(_source(burst_gce)):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and isinstance(node.func.value, ast.Call)
-            and _is_self_attr(node.func.value.func, "_api")
+            and _is_self_attr(node.func.value.func, client)
         ):
             calls.add(node.func.attr)
     return calls
+
+
+def gke_calls() -> set[str]:
+    """Every ``self._api().<method>(…)`` in burst_gce."""
+    return gce_calls("_api")
+
+
+#: InstanceGroupManagersClient method → the IAM permission Compute Engine checks (its REST reference).
+_COMPUTE_PERMISSION = {
+    "get": "compute.instanceGroupManagers.get",
+    "list_managed_instances": "compute.instanceGroupManagers.get",
+    "delete_instances": "compute.instanceGroupManagers.update",
+    "delete_instances_unary": "compute.instanceGroupManagers.update",
+}
+
+
+def test_gce_node_release_role_has_the_permissions_of_every_compute_call() -> None:
+    calls = gce_calls("_migs")
+    assert {"list_managed_instances", "delete_instances_unary"} <= calls, f"extraction broken: {calls}"
+    unknown = calls - set(_COMPUTE_PERMISSION)
+    assert not unknown, f"burst_gce calls {unknown}: add their permission to this table and the module"
+    needed = {_COMPUTE_PERMISSION[c] for c in calls}
+    mod = module("gce")
+    granted = set(mod.locals["burst_node_release_permissions"])
+    assert needed == granted, f"node release role: missing {sorted(needed - granted)}, extra {sorted(granted - needed)}"
+    role = mod.resources[("google_project_iam_custom_role", "burst_node_release")]
+    assert "count" not in role, "node release is granted whatever burst_role is"
+    assert role["permissions"] == "${local.burst_node_release_permissions}"
+    member = mod.resources[("google_project_iam_member", "burst_node_release")]
+    assert member["role"] == "${google_project_iam_custom_role.burst_node_release.id}"
+    assert member["member"] == "serviceAccount:${google_service_account.burst.email}"
 
 
 def test_gce_custom_role_has_the_permissions_of_every_gke_call() -> None:

@@ -12,6 +12,23 @@ the documented JSON field names (camelCase, as in the REST reference for
 - ``POST   /v1/…/clusters/{c}/nodePools/{np}:setSize``                  setSize → Operation
 - ``GET    /v1/projects/{p}/locations/{loc}/operations[/{op}]``           list / get → Operation
 
+and the part of the Compute Engine ``v1`` API that node release uses (``instanceGroupManagers``
+and ``zoneOperations`` REST reference; the older ``{"error": {"code", "message", "errors":
+[{"domain", "reason", "message"}]}}`` error shape Compute sends):
+
+- ``GET  /compute/v1/projects/{p}/zones/{z}/instanceGroupManagers/{m}``                       get
+- ``POST /compute/v1/projects/{p}/zones/{z}/instanceGroupManagers/{m}/listManagedInstances``  list
+- ``POST /compute/v1/projects/{p}/zones/{z}/instanceGroupManagers/{m}/deleteInstances``       → Operation
+- ``GET  /compute/v1/projects/{p}/zones/{z}/operations/{op}``                                 get
+
+Node pools and their managed instance groups stay consistent, as in GKE: when a node pool comes up
+it gets one MIG per zone (``gke-<cluster>-<pool>-<hash>-grp``, ``baseInstanceName`` without
+``-grp``) holding ``targetSize`` named instances (``<base>-<4 chars>``, which are also the
+Kubernetes node names), listed in the pool's ``instanceGroupUrls``; ``setSize`` adds or drops
+instances; ``deleteInstances`` flags the named instances DELETING, lowers ``targetSize`` at once and
+drops them after ``instance_delete_polls`` reads of their group; the cluster's
+``currentNodeCount`` is the sum of its groups' ``targetSize``.
+
 Like the real service, operations take time: each *poll* (a GET that reads an operation or its
 cluster) moves an unfinished operation one step, and it is DONE after a configured number of polls;
 meanwhile the cluster is PROVISIONING / RECONCILING / STOPPING.  A cluster with an operation in
@@ -40,7 +57,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from burst.testing.loopback import LoopbackServer
 
-__all__ = ["AsyncFailure", "FakeGke", "Reply", "Request"]
+__all__ = ["COMPUTE_URL", "AsyncFailure", "FakeGke", "Reply", "Request", "compute_error", "rpc_error"]
 
 #: A PEM CA certificate's base64, as ``masterAuth.clusterCaCertificate`` carries it (not a real CA).
 FAKE_CA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUZBS0UKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="
@@ -48,6 +65,11 @@ DEFAULT_VERSION = "1.33.5-gke.1080000"
 
 _NAME_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$")
 _BASE = r"^/v1/projects/(?P<p>[^/]+)/locations/(?P<loc>[^/]+)"
+_COMPUTE = r"^/compute/v1/projects/(?P<p>[^/]+)/zones/(?P<z>[^/]+)"
+#: Compute Engine resource URLs (``selfLink``) start so; GKE's ``instanceGroupUrls`` too.
+COMPUTE_URL = "https://www.googleapis.com/compute/v1"
+_INSTANCE_REF = re.compile(r"(?:^|/)zones/(?P<z>[^/]+)/instances/(?P<i>[^/]+)$")
+_ZONE_LIKE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(_BASE + r"/clusters$"), "create_cluster"),
     ("GET", re.compile(_BASE + r"/clusters$"), "list_clusters"),
@@ -57,6 +79,10 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(_BASE + r"/clusters/(?P<c>[^/:]+)/nodePools/(?P<np>[^/:]+):setSize$"), "set_size"),
     ("GET", re.compile(_BASE + r"/operations$"), "list_operations"),
     ("GET", re.compile(_BASE + r"/operations/(?P<op>[^/]+)$"), "get_operation"),
+    ("GET", re.compile(_COMPUTE + r"/instanceGroupManagers/(?P<m>[^/]+)$"), "get_mig"),
+    ("POST", re.compile(_COMPUTE + r"/instanceGroupManagers/(?P<m>[^/]+)/listManagedInstances$"), "list_managed"),
+    ("POST", re.compile(_COMPUTE + r"/instanceGroupManagers/(?P<m>[^/]+)/deleteInstances$"), "delete_instances"),
+    ("GET", re.compile(_COMPUTE + r"/operations/(?P<op>[^/]+)$"), "get_zone_operation"),
 ]
 
 
@@ -110,6 +136,17 @@ def rpc_error(http: int, status: str, message: str, details: list[dict[str, Any]
     if details:
         err["details"] = details
     return {"error": err}
+
+
+def compute_error(http: int, reason: str, message: str) -> dict[str, Any]:
+    """A Compute Engine error body: ``errors[]`` with ``domain``/``reason`` (no google.rpc ``status``)."""
+    return {"error": {"code": http, "message": message, "errors": [{"message": message, "domain": "global",
+                                                                      "reason": reason}]}}  # fmt: skip
+
+
+def _numeric_id() -> str:
+    """Compute's resource ids: uint64 rendered as a JSON string."""
+    return str(uuid.uuid4().int % 10**19)
 
 
 def _now() -> str:
@@ -169,8 +206,9 @@ class FakeGke:
 
     ``create_polls`` / ``delete_polls`` / ``resize_polls``: how many polls each kind of operation
     stays RUNNING.  ``pool_lag_polls``: extra polls the node pool stays PROVISIONING after the
-    cluster is RUNNING (GKE creates node pools after the control plane).  ``require_token``: when
-    set, requests without ``Authorization: Bearer <token>`` get 401 UNAUTHENTICATED.
+    cluster is RUNNING (GKE creates node pools after the control plane).
+    ``instance_delete_polls``: reads of its group an instance stays DELETING after deleteInstances.
+    ``require_token``: when set, requests without ``Authorization: Bearer <token>`` get 401 UNAUTHENTICATED.
     """
 
     def __init__(
@@ -180,18 +218,24 @@ class FakeGke:
         delete_polls: int = 2,
         resize_polls: int = 2,
         pool_lag_polls: int = 0,
+        instance_delete_polls: int = 1,
         require_token: str | None = None,
     ) -> None:
         self.create_polls = create_polls
         self.delete_polls = delete_polls
         self.resize_polls = resize_polls
         self.pool_lag_polls = pool_lag_polls
+        self.instance_delete_polls = instance_delete_polls
         self.require_token = require_token
         #: Zones the list answer claims it could not reach (``missingZones``).
         self.missing_zones: list[str] = []
         self.requests: list[Request] = []
         self.clusters: dict[str, dict[str, Any]] = {}  # full resource name → Cluster JSON
         self.operations: dict[str, dict[str, Any]] = {}  # full resource name → Operation JSON
+        #: ``projects/p/zones/z/instanceGroupManagers/m`` → InstanceGroupManager JSON; its private
+        #: ``_instances`` maps instance name → {"id", "action" (NONE/DELETING), "left"}.
+        self.migs: dict[str, dict[str, Any]] = {}
+        self.zone_operations: dict[str, dict[str, Any]] = {}  # ``projects/p/zones/z/operations/op`` → Operation
         self._op_state: dict[str, dict[str, Any]] = {}  # op name → {polls_left, cluster, on_done...}
         self._faults: list[_Fault] = []
         self._failures: list[AsyncFailure] = []
@@ -314,6 +358,21 @@ class FakeGke:
         with self.lock:
             return self.clusters.get(f"projects/{project}/locations/{location}/clusters/{name}")
 
+    def cluster_migs(self, project: str, location: str, name: str) -> list[dict[str, Any]]:
+        """The managed instance groups of a cluster's node pools."""
+        key = f"projects/{project}/locations/{location}/clusters/{name}"
+        with self.lock:
+            return [m for m in self.migs.values() if m["_cluster"] == key]
+
+    def nodes(self, project: str, location: str, name: str, *, deleting: bool = False) -> list[str]:
+        """Instance (= Kubernetes node) names of a cluster: those not being deleted, or only those
+        being deleted."""
+        want = "DELETING" if deleting else "NONE"
+        return sorted(
+            i for m in self.cluster_migs(project, location, name) for i, st in m["_instances"].items()
+            if st["action"] == want
+        )  # fmt: skip
+
     # ---- dispatch ------------------------------------------------------------------------------------
     def dispatch(self, req: Request) -> Reply:
         hold: threading.Event | None = None
@@ -348,6 +407,8 @@ class FakeGke:
             if m and method == req.method:
                 result: Reply = getattr(self, "_" + handler)(req, **m.groupdict())
                 return result
+        if req.path.startswith("/compute/"):
+            return _compute_not_found(req.path)
         return Reply(404, rpc_error(404, "NOT_FOUND", f"The requested URL {req.path} was not found on this server."))
 
     # ---- handlers ------------------------------------------------------------------------------------
@@ -489,9 +550,10 @@ class FakeGke:
         cluster["status"] = "RUNNING"
         cluster["endpoint"] = f"203.0.113.{len(self.clusters) % 250 + 1}"
         cluster["masterAuth"] = {"clusterCaCertificate": FAKE_CA}
-        cluster["currentNodeCount"] = sum(int(p.get("_target", 0)) for p in cluster.get("nodePools", []))
         for pool in cluster.get("nodePools", []):
             pool["status"] = "RUNNING"
+            self._size_migs(cluster, pool)
+        self._count_nodes(cluster)
 
     def _new_operation(
         self,
@@ -598,11 +660,169 @@ class FakeGke:
                     pool["status"] = "PROVISIONING"
         elif st["kind"] == "DELETE_CLUSTER":
             del self.clusters[st["cluster"]]
+            self.migs = {k: m for k, m in self.migs.items() if m["_cluster"] != st["cluster"]}
         elif st["kind"] == "SET_NODE_POOL_SIZE":
             cluster["status"] = "RUNNING"
             for pool in cluster.get("nodePools", []):
                 pool["status"] = "RUNNING"
-            cluster["currentNodeCount"] = sum(int(p.get("_target", 0)) for p in cluster.get("nodePools", []))
+                if pool.get("name") == st["pool"]:
+                    self._size_migs(cluster, pool)
+            self._count_nodes(cluster)
+
+    # ---- Compute Engine: managed instance groups --------------------------------------------------
+    def _get_mig(self, req: Request, p: str, z: str, m: str) -> Reply:
+        mig = self._read_mig(p, z, m)
+        if mig is None:
+            return _compute_not_found(f"projects/{p}/zones/{z}/instanceGroupManagers/{m}")
+        return Reply(200, _public_mig(mig))
+
+    def _list_managed(self, req: Request, p: str, z: str, m: str) -> Reply:
+        mig = self._read_mig(p, z, m)
+        if mig is None:
+            return _compute_not_found(f"projects/{p}/zones/{z}/instanceGroupManagers/{m}")
+        out = []
+        for name, st in sorted(mig["_instances"].items()):
+            deleting = st["action"] == "DELETING"
+            out.append(
+                {
+                    "instance": f"{COMPUTE_URL}/projects/{p}/zones/{z}/instances/{name}",
+                    "id": st["id"],
+                    "name": name,
+                    "currentAction": st["action"],
+                    "instanceStatus": "STOPPING" if deleting else "RUNNING",
+                    "version": {"instanceTemplate": mig["instanceTemplate"]},
+                }
+            )
+        return Reply(200, {"managedInstances": out} if out else {})
+
+    def _delete_instances(self, req: Request, p: str, z: str, m: str) -> Reply:
+        mig = self.migs.get(f"projects/{p}/zones/{z}/instanceGroupManagers/{m}")
+        if mig is None:
+            return _compute_not_found(f"projects/{p}/zones/{z}/instanceGroupManagers/{m}")
+        body = req.body if isinstance(req.body, dict) else {}
+        refs = body.get("instances") or []
+        if not isinstance(refs, list) or not refs:
+            return Reply(400, compute_error(400, "required", "Required field 'instances' not specified"))
+        skip = body.get("skipInstancesOnValidationError") is True
+        chosen: list[str] = []
+        for index, ref in enumerate(refs):
+            match = _INSTANCE_REF.search(ref) if isinstance(ref, str) else None
+            st = mig["_instances"].get(match["i"]) if match and match["z"] == z else None
+            if st is None or st["action"] != "NONE" or (match and match["i"] in chosen):
+                if skip:
+                    continue
+                msg = (f"Invalid value for field 'resource.instances[{index}]': '{ref}'. The instance is not a "
+                       f"member of the managed instance group {m} or is already being deleted.")  # fmt: skip
+                return Reply(400, compute_error(400, "invalid", msg))
+            assert match is not None
+            chosen.append(match["i"])
+        for name in chosen:
+            mig["_instances"][name].update(action="DELETING", left=self.instance_delete_polls)
+        mig["targetSize"] -= len(chosen)
+        self._mig_status(mig)
+        cluster = self.clusters.get(mig["_cluster"])
+        if cluster is not None:
+            self._count_nodes(cluster)
+        return Reply(200, self._new_zone_operation(p, z, "compute.instanceGroupManagers.deleteInstances", mig))
+
+    def _get_zone_operation(self, req: Request, p: str, z: str, op: str) -> Reply:
+        full = f"projects/{p}/zones/{z}/operations/{op}"
+        found = self.zone_operations.get(full)
+        if found is None:
+            return _compute_not_found(full)
+        if found["status"] != "DONE":  # the group action is scheduled: DONE at the first look
+            found.update(status="DONE", progress=100, endTime=_now())
+        return Reply(200, dict(found))
+
+    def _new_zone_operation(self, p: str, z: str, kind: str, target: Mapping[str, Any]) -> dict[str, Any]:
+        op_id = f"operation-{int(datetime.now(UTC).timestamp() * 1000)}-{uuid.uuid4().hex[:13]}"
+        op = {
+            "kind": "compute#operation",
+            "id": _numeric_id(),
+            "name": op_id,
+            "zone": f"{COMPUTE_URL}/projects/{p}/zones/{z}",
+            "operationType": kind,
+            "targetLink": target["selfLink"],
+            "targetId": target["id"],
+            "status": "RUNNING",
+            "user": "burst@example.iam.gserviceaccount.com",
+            "progress": 0,
+            "insertTime": _now(),
+            "startTime": _now(),
+            "selfLink": f"{COMPUTE_URL}/projects/{p}/zones/{z}/operations/{op_id}",
+        }
+        self.zone_operations[f"projects/{p}/zones/{z}/operations/{op_id}"] = op
+        return dict(op)
+
+    def _read_mig(self, p: str, z: str, m: str) -> dict[str, Any] | None:
+        """A MIG as a read sees it: instances being deleted move one read closer to gone."""
+        mig = self.migs.get(f"projects/{p}/zones/{z}/instanceGroupManagers/{m}")
+        if mig is None:
+            return None
+        for name, st in list(mig["_instances"].items()):
+            if st["action"] == "DELETING":
+                st["left"] -= 1
+                if st["left"] < 0:
+                    del mig["_instances"][name]
+        self._mig_status(mig)
+        return mig
+
+    def _size_migs(self, cluster: Mapping[str, Any], pool: dict[str, Any]) -> None:
+        """Give ``pool`` its MIGs (one per zone) on first use, then make each hold ``_target``
+        instances: new ones named ``<base>-<4 chars>``, or the newest dropped (setSize picks)."""
+        p, loc = cluster["_project"], cluster["location"]
+        zones = pool.get("locations") or [loc if _ZONE_LIKE.match(loc) else f"{loc}-a"]
+        if "_migs" not in pool:
+            pool["_migs"] = []
+            digest = uuid.uuid4().hex[:8]
+            for z in zones:
+                base = f"gke-{cluster['name'][:20]}-{pool['name'][:15]}-{digest}"
+                name = f"{base}-grp"
+                link = f"{COMPUTE_URL}/projects/{p}/zones/{z}"
+                self.migs[f"projects/{p}/zones/{z}/instanceGroupManagers/{name}"] = {
+                    "kind": "compute#instanceGroupManager",
+                    "id": _numeric_id(),
+                    "name": name,
+                    "zone": link,
+                    "baseInstanceName": base,
+                    "instanceGroup": f"{link}/instanceGroups/{name}",
+                    "instanceTemplate": f"{COMPUTE_URL}/projects/{p}/global/instanceTemplates/{base}",
+                    "selfLink": f"{link}/instanceGroupManagers/{name}",
+                    "creationTimestamp": _now(),
+                    "targetSize": 0,
+                    "listManagedInstancesResults": "PAGELESS",
+                    "_cluster": f"projects/{p}/locations/{loc}/clusters/{cluster['name']}",
+                    "_instances": {},
+                }
+                pool["_migs"].append(f"projects/{p}/zones/{z}/instanceGroupManagers/{name}")
+            # GKE lists the groups' managers here (the field is named after instance groups).
+            pool["instanceGroupUrls"] = [f"{COMPUTE_URL}/{key}" for key in pool["_migs"]]
+        target = int(pool.get("_target", 0))
+        for key in pool["_migs"]:
+            mig = self.migs[key]
+            live = [i for i, st in mig["_instances"].items() if st["action"] == "NONE"]
+            while len(live) < target:
+                name = f"{mig['baseInstanceName']}-{uuid.uuid4().hex[:4]}"
+                if name not in mig["_instances"]:
+                    mig["_instances"][name] = {"id": _numeric_id(), "action": "NONE", "left": 0}
+                    live.append(name)
+            for name in live[target:]:
+                del mig["_instances"][name]
+            mig["targetSize"] = target
+            self._mig_status(mig)
+
+    @staticmethod
+    def _mig_status(mig: dict[str, Any]) -> None:
+        deleting = sum(1 for st in mig["_instances"].values() if st["action"] == "DELETING")
+        mig["status"] = {"isStable": deleting == 0}
+        mig["currentActions"] = {"none": len(mig["_instances"]) - deleting, "deleting": deleting, "creating": 0,
+                                 "abandoning": 0, "recreating": 0, "refreshing": 0, "restarting": 0,
+                                 "verifying": 0}  # fmt: skip
+
+    def _count_nodes(self, cluster: dict[str, Any]) -> None:
+        """GKE's node count follows the node pools' MIG target sizes."""
+        keys = [k for pool in cluster.get("nodePools", []) for k in pool.get("_migs", [])]
+        cluster["currentNodeCount"] = sum(int(self.migs[k]["targetSize"]) for k in keys if k in self.migs)
 
     @staticmethod
     def _public(cluster: Mapping[str, Any]) -> dict[str, Any]:
@@ -620,6 +840,14 @@ def _pool(cluster: Mapping[str, Any] | None, name: str) -> dict[str, Any] | None
 
 def _not_found(what: str) -> Reply:
     return Reply(404, rpc_error(404, "NOT_FOUND", f"Not found: {what}."))
+
+
+def _compute_not_found(what: str) -> Reply:
+    return Reply(404, compute_error(404, "notFound", f"The resource '{what}' was not found"))
+
+
+def _public_mig(mig: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mig.items() if not k.startswith("_")}
 
 
 def _invalid(message: str) -> Reply:

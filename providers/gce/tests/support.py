@@ -8,7 +8,7 @@ from typing import Any
 from burst_gce import GceProvider, GceProviderConfig
 from google.auth.credentials import AnonymousCredentials, Credentials
 
-from burst.api import CloudCluster, CloudStatus, ClusterSpec, Provider
+from burst.api import CloudCluster, CloudStatus, ClusterSpec, Provider, RemovesNodes
 
 from .fake_gke import FakeGke
 
@@ -19,6 +19,7 @@ ProviderFactory = Callable[..., GceProvider]
 
 # The compile-time-like check that GceProvider implements burst's Provider protocol (mypy).
 _check: Callable[[GceProvider], Provider] = lambda p: p  # noqa: E731
+_check_removes: Callable[[GceProvider], RemovesNodes] = lambda p: p  # noqa: E731
 
 
 def config(gke: FakeGke, **overrides: Any) -> GceProviderConfig:
@@ -30,6 +31,7 @@ def config(gke: FakeGke, **overrides: Any) -> GceProviderConfig:
         "machine_types": ["n2-standard-8", "n1-standard-8+t4"],
         "spot": True,
         "api_endpoint": gke.base_url,
+        "compute_endpoint": gke.base_url,
         "credentials": "anonymous",
     }
     raw.update(overrides)

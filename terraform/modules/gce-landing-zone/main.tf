@@ -13,6 +13,13 @@ locals {
     "container.operations.get",
     "container.operations.list",
   ]
+  # The Compute Engine permissions of node release (burst_gce's remove_nodes): read the node pool's
+  # managed instance group and its instances, and instanceGroupManagers.deleteInstances. No
+  # container.* role holds them; Compute deletes the VMs itself, so no compute.instances.* is needed.
+  burst_node_release_permissions = [
+    "compute.instanceGroupManagers.get",
+    "compute.instanceGroupManagers.update",
+  ]
   burst_role = var.burst_role == "custom" ? google_project_iam_custom_role.burst[0].id : var.burst_role
 }
 
@@ -118,6 +125,22 @@ resource "google_project_iam_custom_role" "burst" {
 resource "google_project_iam_member" "burst" {
   project = var.project
   role    = local.burst_role
+  member  = "serviceAccount:${google_service_account.burst.email}"
+}
+
+# Node release: burst deletes named idle nodes of its clusters through their node pools' managed
+# instance groups (what GKE's cluster autoscaler does), whatever burst_role is.
+resource "google_project_iam_custom_role" "burst_node_release" {
+  project     = var.project
+  role_id     = replace("${var.name}_node_release", "-", "_")
+  title       = "burst node release"
+  description = "Delete named nodes of burst's GKE node pools through their managed instance groups"
+  permissions = local.burst_node_release_permissions
+}
+
+resource "google_project_iam_member" "burst_node_release" {
+  project = var.project
+  role    = google_project_iam_custom_role.burst_node_release.id
   member  = "serviceAccount:${google_service_account.burst.email}"
 }
 

@@ -10,6 +10,12 @@ matching ``targetLink``; the small caches below only save calls.  Ownership is c
 only hold lowercase letters, digits, ``_`` and ``-``, so ``burst.owner`` is written ``burst-owner``
 (see :func:`label_key`).
 
+Releasing named idle nodes (:meth:`GceProvider.remove_nodes`, burst's optional ``RemovesNodes``)
+goes through the Compute Engine API (google-cloud-compute, REST transport), as GKE's own cluster
+autoscaler does: ``instanceGroupManagers.deleteInstances`` on the node pool's managed instance group
+deletes exactly those VMs (GKE node names are the instance names) and lowers the group's
+``targetSize``, which the node pool's size follows.
+
 SDK exceptions become burst's typed errors in one place, :func:`_sdk_errors` / :func:`_translate`;
 failures GKE reports asynchronously (an operation DONE with an error, a cluster in ERROR) are
 classified by :func:`_classify_failure` next to it.
@@ -31,7 +37,7 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import Request as AuthRequest
-from google.cloud import container_v1
+from google.cloud import compute_v1, container_v1
 from pydantic import AliasChoices, Field, model_validator
 
 from burst.api import (
@@ -82,6 +88,13 @@ _OS = container_v1.Operation.Status
 _ZONE_RE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 _REGION_RE = re.compile(r"^[a-z]+-[a-z]+\d+$")
 _GKE_NAME_RE = re.compile(r"^[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?$")
+#: A node pool's ``instanceGroupUrls`` entry: ``…/projects/P/zones/Z/instanceGroupManagers/M`` (GKE
+#: names the managers there; an ``…/instanceGroups/M`` URL names the group its manager shares a name with).
+_GROUP_URL_RE = re.compile(
+    r"/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/instanceGroup(?:Manager)?s/(?P<name>[^/]+)$"
+)
+#: Managed-instance actions that mean the instance is already on its way out.
+_LEAVING = frozenset({"DELETING", "ABANDONING"})
 
 
 # ---- errors of this provider (all burst ProviderErrors) ----------------------------------------------
@@ -228,6 +241,9 @@ class GceProviderConfig(ProviderConfig):
     kubernetes_version: str | None = Field(default=None, description="initialClusterVersion; GKE's default if unset")
     service_account: str | None = Field(default=None, description="node service account email; GCE default if unset")
     api_endpoint: str | None = Field(default=None, description="GKE API endpoint (private endpoints, tests)")
+    compute_endpoint: str | None = Field(
+        default=None, description="Compute Engine API endpoint for node release (private endpoints, tests)"
+    )
     credentials: Literal["application-default", "anonymous"] = Field(
         default="application-default",
         description="'anonymous' only for test servers: no token is sent and kubeconfigs carry none",
@@ -268,9 +284,10 @@ class GceProviderConfig(ProviderConfig):
 class GceProvider:
     """burst's Provider for one GKE project and location (see burst/provider.py for the contract).
 
-    ``client`` and ``credentials`` are for tests and embedding; by default the client is built on
-    first use from the config (REST transport, ``api_endpoint``) and application-default
-    credentials, so listing offerings needs no credentials at all.
+    ``client``, ``groups`` and ``credentials`` are for tests and embedding; by default the GKE client
+    and the Compute Engine instance-group-managers client are built on first use from the config
+    (REST transport, ``api_endpoint`` / ``compute_endpoint``) and application-default credentials,
+    so listing offerings needs no credentials at all.
     """
 
     def __init__(
@@ -280,6 +297,7 @@ class GceProvider:
         owner: str,
         *,
         client: container_v1.ClusterManagerClient | None = None,
+        groups: compute_v1.InstanceGroupManagersClient | None = None,
         credentials: Credentials | None = None,
         catalog: Catalog | None = None,
     ) -> None:
@@ -287,6 +305,7 @@ class GceProvider:
         self._config = config
         self._owner = owner
         self._client = client
+        self._groups = groups
         self._credentials = credentials
         self._catalog = catalog or load_catalog()
         self._parent = f"projects/{config.project}/locations/{config.location}"
@@ -388,16 +407,7 @@ class GceProvider:
             )
         self._op_names[name] = op.name
         self._asked_sizes[name] = nodes
-        return CloudCluster(
-            cluster_id=name,
-            status=CloudStatus.RESIZING,
-            nodes=view.nodes,
-            desired_nodes=nodes,
-            tags=view.tags,
-            message=f"operation {op.name} {_OS(op.status).name}",
-            flavor=view.flavor,
-            region=view.region,
-        )
+        return _resizing(view, nodes, f"operation {op.name} {_OS(op.status).name}")
 
     def delete_cluster(self, cluster_id: str) -> CloudCluster:
         name = _gke_name(cluster_id)
@@ -420,13 +430,64 @@ class GceProvider:
         self._asked_sizes.pop(name, None)
         return _with_message(_with_status(view, CloudStatus.DELETING), f"deleting: operation {op.name}")
 
+    # ---- RemovesNodes ------------------------------------------------------------------------------
+    def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
+        """Delete exactly the nodes named (GKE node name = VM instance name) through
+        ``instanceGroupManagers.deleteInstances`` on the node pool's managed instance groups, which
+        also lowers each group's ``targetSize`` so nothing replaces them.
+
+        Every name is checked against the groups' managed instances first: one that is being deleted
+        already, or that is gone but carries a group's ``baseInstanceName`` (so it was a node of this
+        pool), is skipped; any other name raises RequestRejected (a ProviderError) before anything is
+        deleted.  Nothing
+        waits: the deletes run on in Compute Engine, and a repeat call sees them DELETING or gone."""
+        name = _gke_name(cluster_id)
+        wanted = list(dict.fromkeys(nodes))
+        action = f"removing nodes {', '.join(wanted)} from cluster {name}"
+        cluster = self._get(name)  # NotFound: the cluster is gone
+        self._check_owned(cluster, cluster_id)
+        view = self._view(cluster)
+        if view.status is CloudStatus.FAILED:
+            raise ProvisioningFailed(f"{action}: the cluster failed ({view.message}); delete it")
+        if view.status in (CloudStatus.CREATING, CloudStatus.RESIZING, CloudStatus.DELETING):
+            raise ClusterBusy(f"{action}: cluster is {view.status} ({view.message})")
+        if not wanted:
+            return view
+        pool = self._pool(cluster)
+        if pool is None or not pool.instance_group_urls:
+            raise ProviderError(f"{action}: node pool {NODE_POOL!r} has no instance groups")
+        groups = [self._read_group(url, action) for url in pool.instance_group_urls]
+        plan: dict[int, list[str]] = {}
+        unknown = []
+        for node in wanted:
+            owner = next((i for i, g in enumerate(groups) if g.holds(node)), None)
+            if owner is None:
+                unknown.append(node)
+            elif node in groups[owner].live:
+                plan.setdefault(owner, []).append(node)
+        if unknown:  # asking again cannot help: RequestRejected is a ProviderError that is not retryable
+            raise RequestRejected(
+                f"{action}: {', '.join(unknown)} are not nodes of cluster {name} "
+                f"(instance groups {', '.join(g.name for g in groups)})"
+            )
+        started = []
+        for index, names in plan.items():
+            g = groups[index]
+            started.append(self._delete_instances(g, names, action))
+        self._asked_sizes.pop(name, None)
+        desired = sum(g.target_size - len(plan.get(i, [])) for i, g in enumerate(groups))
+        if not started:
+            return replace(view, desired_nodes=desired, message=view.message or "named nodes already gone or going")
+        count = sum(len(n) for n in plan.values())
+        return _resizing(view, desired, f"deleting {count} nodes: operation {', '.join(started)}")
+
     def list_clusters(self, owner: str) -> Sequence[CloudCluster]:
         want = label_value(owner)
         return [self._view(c) for c in self._list() if c.resource_labels.get(label_key(OWNER_TAG)) == want]
 
     def quota(self) -> Quota:
         """GKE's API has no quota call (CPU quotas live in the Compute Engine API, which this
-        provider does not use): report the configured cluster limit and what burst uses; CPU quota
+        provider uses only to release nodes): report the configured cluster limit and what burst uses; CPU quota
         shortfalls surface as QuotaExceeded when creating or resizing."""
         mine = self.list_clusters(self._owner)
         cores = 0
@@ -454,6 +515,66 @@ class GceProvider:
                 transport="rest", credentials=self._creds(), client_options=options
             )
         return self._client
+
+    def _migs(self) -> compute_v1.InstanceGroupManagersClient:
+        """The Compute Engine client for the node pool's managed instance groups (node release)."""
+        if self._groups is None:
+            options = {"api_endpoint": self._config.compute_endpoint} if self._config.compute_endpoint else None
+            self._groups = compute_v1.InstanceGroupManagersClient(
+                transport="rest", credentials=self._creds(), client_options=options
+            )
+        return self._groups
+
+    def _read_group(self, url: str, action: str) -> _Group:
+        """A node pool's managed instance group: its target size and its instances by action."""
+        m = _GROUP_URL_RE.search(url)
+        if m is None:
+            raise ProviderError(f"{action}: cannot read instance group URL {url!r}")
+        project, zone, mig = m["project"], m["zone"], m["name"]
+        with _group_errors(f"{action}: reading instance group {zone}/{mig}"):
+            manager = self._migs().get(
+                project=project, zone=zone, instance_group_manager=mig, retry=None, timeout=CALL_TIMEOUT_S
+            )
+            members = list(
+                self._migs().list_managed_instances(
+                    project=project, zone=zone, instance_group_manager=mig, retry=None, timeout=CALL_TIMEOUT_S
+                )
+            )
+        live: set[str] = set()
+        leaving: set[str] = set()
+        for member in members:
+            instance = member.name or member.instance.rsplit("/", 1)[-1]
+            (leaving if member.current_action in _LEAVING else live).add(instance)
+        return _Group(
+            project=project,
+            zone=zone,
+            name=mig,
+            base=manager.base_instance_name,
+            target_size=int(manager.target_size),
+            live=frozenset(live),
+            leaving=frozenset(leaving),
+        )
+
+    def _delete_instances(self, group: _Group, names: Sequence[str], action: str) -> str:
+        """Start deleting ``names`` from ``group`` (targetSize drops by as many); the operation's name."""
+        body = compute_v1.InstanceGroupManagersDeleteInstancesRequest(
+            instances=[f"zones/{group.zone}/instances/{n}" for n in names],
+            # One instance gone meanwhile must not fail the others: Compute skips it.
+            skip_instances_on_validation_error=True,
+        )
+        with _group_errors(f"{action}: deleting instances of group {group.zone}/{group.name}"):
+            op = self._migs().delete_instances_unary(
+                project=group.project,
+                zone=group.zone,
+                instance_group_manager=group.name,
+                instance_group_managers_delete_instances_request_resource=body,
+                retry=None,
+                timeout=CALL_TIMEOUT_S,
+            )
+        if op.error.errors:
+            text = "; ".join(f"{e.code}: {e.message}" for e in op.error.errors)
+            raise ProviderError(f"{action}: Compute Engine refused deleting from {group.name}: {text}")
+        return op.name
 
     def _creds(self) -> Credentials:
         if self._credentials is None:
@@ -646,6 +767,23 @@ class GceProvider:
 
 
 # ---- small helpers -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One managed instance group of the node pool, as read for a node release."""
+
+    project: str
+    zone: str
+    name: str
+    base: str  # baseInstanceName: every instance is named ``<base>-<4 chars>``
+    target_size: int
+    live: frozenset[str]
+    leaving: frozenset[str]
+
+    def holds(self, node: str) -> bool:
+        """Whether ``node`` is (or was) an instance of this group."""
+        return node in self.live or node in self.leaving or bool(self.base and node.startswith(self.base + "-"))
+
+
 def _gke_name(cluster_id: str) -> str:
     """burst's cluster id is the GKE cluster name; GKE allows ≤ 40 chars of [a-z0-9-], letter first."""
     if not _GKE_NAME_RE.match(cluster_id):
@@ -658,6 +796,11 @@ def _gke_name(cluster_id: str) -> str:
 
 def _with_status(view: CloudCluster, status: CloudStatus) -> CloudCluster:
     return replace(view, status=status)
+
+
+def _resizing(view: CloudCluster, desired: int, message: str) -> CloudCluster:
+    """``view`` while its size changes towards ``desired`` (nodes still as counted now)."""
+    return replace(view, status=CloudStatus.RESIZING, desired_nodes=desired, message=message)
 
 
 def _with_message(view: CloudCluster, message: str) -> CloudCluster:
@@ -713,6 +856,18 @@ def _sdk_errors(action: str) -> Iterator[None]:
         raise ProviderError(f"{action}: cannot reach the GKE API: {type(err).__name__}") from err
 
 
+@contextmanager
+def _group_errors(action: str) -> Iterator[None]:
+    """:func:`_sdk_errors` for Compute Engine calls on a node pool's instance group.  The cluster was
+    just read, so a 404 here means GKE is changing the pool (a retryable ProviderError), never that
+    the cluster is gone — which NotFound would tell the reconciler."""
+    try:
+        with _sdk_errors(action):
+            yield
+    except NotFound as err:
+        raise ProviderError(f"{err} (the cluster exists: GKE may be changing its node pool)") from err
+
+
 def _rpc_status(err: gexc.GoogleAPICallError) -> str:
     """The google.rpc status name in the error body (e.g. RESOURCE_EXHAUSTED, FAILED_PRECONDITION)."""
     response = getattr(err, "response", None)
@@ -726,6 +881,11 @@ def _rpc_status(err: gexc.GoogleAPICallError) -> str:
         body = next((b for b in body if isinstance(b, dict)), {})
     status = body.get("error", {}).get("status", "") if isinstance(body, dict) else ""
     return str(status)
+
+
+def _reasons(err: gexc.GoogleAPICallError) -> set[str]:
+    """Compute Engine's error reasons (``error.errors[].reason``: rateLimitExceeded, resourceNotReady…)."""
+    return {str(e.get("reason", "")) for e in err.errors if isinstance(e, dict)}
 
 
 def _retry_after(err: gexc.GoogleAPICallError, default: float = 30.0) -> float:
@@ -763,6 +923,8 @@ def _translate(err: gexc.GoogleAPICallError, action: str) -> ProviderError:
     if status == "RESOURCE_EXHAUSTED" or (isinstance(err, gexc.BadRequest) and _QUOTA_RE.search(err.message)):
         return QuotaExceeded(msg)
     if status == "FAILED_PRECONDITION" and _BUSY_RE.search(err.message):
+        return ClusterBusy(msg)
+    if "resourceNotReady" in _reasons(err):  # Compute: another action runs on the group
         return ClusterBusy(msg)
     if isinstance(err, gexc.BadRequest):
         return RequestRejected(msg)
