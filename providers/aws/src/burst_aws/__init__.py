@@ -12,6 +12,9 @@ where the cluster is; the reconciler calls again on a later tick.  botocore's ow
 to ``max_attempts`` (1 by default) so a throttle reaches the reconciler as :class:`Throttled`, which
 backs off across ticks instead of sleeping inside one.
 
+``remove_nodes`` (the optional ``RemovesNodes`` capability) terminates named idle nodes in the node
+group's Auto Scaling group with a decrement, as cluster-autoscaler does; EKS follows the group's size.
+
 SDK exceptions become burst's typed errors in exactly one place, :func:`_aws`.
 """
 
