@@ -604,7 +604,7 @@ class AwsProvider:
         through EKS (``UpdateNodegroupConfig``), which keeps EKS's own record of the scaling config
         in step with the group.  Names already gone or shutting down are skipped, which makes a
         retry harmless."""
-        action = f"removing nodes {', '.join(nodes)} from cluster {cluster_id}"
+        action = f"removing {len(nodes)} named nodes from cluster {cluster_id}"
         cluster = self._describe_cluster(cluster_id, action)
         self._require_owned(cluster, cluster_id, action, foreign=NotFound)
         if cluster.get("status") == "DELETING":
