@@ -20,6 +20,8 @@ import burst_gce
 from tf_tree import ROOT, module
 
 _OWNER_CONDITIONS = {"aws:RequestTag/burst.owner", "aws:ResourceTag/burst.owner"}
+#: The boto3 clients of burst_aws, by the attribute suffix it keeps them under (``self._eks``…).
+_AWS_SERVICES = ("eks", "sts", "ec2", "autoscaling")
 
 
 def _source(mod: Any) -> ast.Module:
@@ -36,13 +38,14 @@ def _is_self_attr(node: ast.expr, attr: str) -> bool:
 
 
 def boto3_calls() -> set[tuple[str, str]]:
-    """(service, boto3 method) for every ``self._eks.<m>(…)`` / ``self._sts.<m>(…)`` in burst_aws;
+    """(service, boto3 method) for every ``self._<service>.<m>(…)`` in burst_aws (EKS, STS, and the
+    EC2 and Auto Scaling calls of ``remove_nodes``);
     ``get_paginator("x")`` and ``generate_presigned_url("x")`` count as the operation x."""
     calls: set[tuple[str, str]] = set()
     for node in ast.walk(_source(burst_aws)):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
-        for service in ("eks", "sts"):
+        for service in _AWS_SERVICES:
             if _is_self_attr(node.func.value, f"_{service}"):
                 method = node.func.attr
                 if method in ("get_paginator", "generate_presigned_url"):
@@ -55,7 +58,7 @@ def boto3_calls() -> set[tuple[str, str]]:
 
 def iam_actions_burst_aws_needs() -> set[str]:
     """IAM action names of burst_aws's calls: ``<service>:<API operation>`` from botocore's model
-    (IAM names EKS and STS actions after their API operations)."""
+    (IAM names EKS, STS, EC2 and Auto Scaling actions after their API operations)."""
     session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x")
     actions = set()
     for service, method in boto3_calls():
@@ -91,6 +94,9 @@ def test_the_call_extraction_sees_burst_aws_calls() -> None:
         "eks:DeleteNodegroup",
         "eks:DeleteCluster",
         "sts:GetCallerIdentity",
+        "ec2:DescribeInstances",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
     ):
         assert action in needed, f"{action} not found in burst_aws: extraction broken or call removed"
 
@@ -126,6 +132,17 @@ def test_every_eks_mutation_requires_burst_owner_tag() -> None:
             assert cond["test"] == "StringEquals"
             assert cond["values"] == ["${var.installation}"]
     assert {"eks:CreateCluster", "eks:DeleteCluster", "eks:UpdateNodegroupConfig"} <= seen
+
+
+def test_node_terminations_are_limited_to_burst_node_groups() -> None:
+    """EKS does not copy node group tags to the Auto Scaling group, so burst.owner cannot scope the
+    terminate; the tag EKS puts on every managed node group's group (``eks:nodegroup-name``) can:
+    only groups of node groups named like burst's."""
+    (statement,) = [s for s in _statements() if "autoscaling:TerminateInstanceInAutoScalingGroup" in s["actions"]]
+    assert statement["actions"] == ["autoscaling:TerminateInstanceInAutoScalingGroup"]
+    (cond,) = list(_conditions(statement))
+    assert (cond["test"], cond["variable"]) == ("StringEquals", "autoscaling:ResourceTag/eks:nodegroup-name")
+    assert cond["values"] == [burst_aws.NODEGROUP]
 
 
 def test_pass_role_is_limited_to_the_two_eks_roles() -> None:

@@ -79,8 +79,7 @@ def make_provider(fake: FakeAws, data_loader: Loader) -> ProviderFactory:
         core = botocore.session.get_session()
         core.register_component("data_loader", data_loader)
         session = boto3.session.Session(botocore_session=core, profile_name=cfg.profile, region_name=cfg.region)
-        eks, sts = cfg.make_clients(session)
-        return AwsProvider(name="aws", config=cfg, owner=owner, eks=eks, sts=sts)
+        return AwsProvider(name="aws", config=cfg, owner=owner, clients=cfg.make_clients(session))
 
     return make
 

@@ -12,7 +12,18 @@ burst must understand.  This proxy forwards every request to moto unchanged and,
   cluster answers ``ResourceInUseException`` while its node groups are deleting) for N describes;
 * overrides a node group's status and health issues (CREATE_FAILED with capacity issues, UPDATING);
 * holds the answer to one operation after moto has acted on it, so a test can kill the client in
-  the window where the cloud did the work but the caller never heard back.
+  the window where the cloud did the work but the caller never heard back;
+* gives every managed node group what moto's EKS leaves out: a real Auto Scaling group in moto's
+  autoscaling/EC2 backends, with running instances whose ``PrivateDnsName`` is the node name, kept
+  in step the way EKS keeps it (``UpdateNodegroupConfig`` resizes the group, deleting the node
+  group deletes the group and its instances, ``DescribeNodegroup`` reports the group's desired
+  capacity as ``desiredSize``, as EKS does after cluster-autoscaler-style terminations);
+* answers ``TerminateInstanceInAutoScalingGroup`` with AWS's ``ValidationError`` where AWS refuses
+  it and moto does not (decrement below the group's minimum, an instance in no group).
+
+EC2 and Auto Scaling requests (query protocol: ``POST /`` with ``Action=…``) pass through the same
+proxy, are recorded under their action name and can be failed like EKS calls, with those services'
+XML error bodies.
 
 Every request is recorded (operation, path, JSON body) so tests assert on what the SDK really sent.
 """
@@ -27,9 +38,16 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+import boto3
+from botocore.exceptions import ClientError
 
 from burst.testing.loopback import LoopbackServer
+
+#: The AMI of the fake node groups' launch configurations (moto does not validate AMIs by default).
+_NODE_AMI = "ami-0burst0eks0node0"
 
 # (method, path regex) → EKS operation name, from botocore's eks-2017-11-01 service model.
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -108,6 +126,7 @@ class FakeAws:
         self.held = threading.Event()
         self._release = threading.Event()
         self._server = LoopbackServer(self._handler_class(), "fake-aws")
+        self._clients: dict[tuple[str, str], Any] = {}
 
     # -- control ----------------------------------------------------------------------------
 
@@ -232,6 +251,10 @@ class FakeAws:
             body = json.loads(raw) if raw and raw.lstrip().startswith(b"{") else {}
         except ValueError:
             body = {}
+        service = _service(headers)
+        if service in _QUERY_SERVICES and method == "POST" and path == "/":
+            body = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+            operation = body.get("Action", operation)
         if operation == "CreateCluster":
             cluster = str(body.get("name", ""))
         elif operation == "CreateNodegroup":
@@ -265,14 +288,19 @@ class FakeAws:
         raw: bytes,
     ) -> tuple[int, dict[str, str], bytes, bool]:
         """(status, headers, body, whether to hold the answer)."""
+        service = _service(headers)
         fault = self._take_fault(operation, cluster)
         if fault is not None:
-            return (*_error(fault.status, fault.code, fault.body, fault.headers), False)
+            return (*_error(fault.status, fault.code, fault.body, fault.headers, service), False)
         faked = self._faked(operation, cluster, nodegroup)
+        if faked is None and operation == "TerminateInstanceInAutoScalingGroup":
+            faked = self._asg_refusal(headers, raw)
         if faked is not None:
             return (*faked, False)
         status, up_headers, out = self._forward(method, raw_path, headers, raw)
-        out = self._after(operation, cluster, nodegroup, status, out)
+        if status < 300 and service == "eks":
+            self._sync_asg(operation, cluster, nodegroup, headers, raw, out)
+        out = self._after(operation, cluster, nodegroup, status, out, headers)
         with self._lock:
             hold = self._state.hold_operation == operation
             if hold:
@@ -329,11 +357,15 @@ class FakeAws:
         finally:
             conn.close()
 
-    def _after(self, operation: str, cluster: str, nodegroup: str, status: int, out: bytes) -> bytes:
+    def _after(
+        self, operation: str, cluster: str, nodegroup: str, status: int, out: bytes, headers: dict[str, str]
+    ) -> bytes:
         """Rewrite moto's answer to look like EKS in the middle of a long operation."""
-        if status >= 300 or not out:
+        if status >= 300 or not out or _service(headers) != "eks":
             return out
         doc = json.loads(out)
+        if operation == "DescribeNodegroup":
+            self._follow_asg(doc["nodegroup"], headers)
         with self._lock:
             st = self._state
             if operation == "CreateCluster" and st.creating_describes:
@@ -373,12 +405,138 @@ class FakeAws:
                 ]
         return json.dumps(doc).encode()
 
+    # -- the node groups' Auto Scaling groups ------------------------------------------------
+
+    def _client(self, service: str, headers: dict[str, str]) -> Any:
+        """A boto3 client straight to moto (not through this proxy), in the caller's region."""
+        region = _region(headers)
+        key = (service, region)
+        with self._lock:
+            client = self._clients.get(key)
+        if client is None:
+            host, port = self._upstream
+            client = boto3.client(service, region_name=region, endpoint_url=f"http://{host}:{port}")
+            with self._lock:
+                self._clients[key] = client
+        return client
+
+    def _sync_asg(
+        self, operation: str, cluster: str, nodegroup: str, headers: dict[str, str], raw: bytes, out: bytes
+    ) -> None:
+        """Do to the node group's Auto Scaling group what EKS does to it."""
+        if operation == "CreateNodegroup":
+            ng = json.loads(out)["nodegroup"]
+            name = ng["resources"]["autoScalingGroups"][0]["name"]
+            scaling = ng["scalingConfig"]
+            region = _region(headers)
+            asg = self._client("autoscaling", headers)
+            asg.create_launch_configuration(
+                LaunchConfigurationName=name,
+                ImageId=_NODE_AMI,
+                InstanceType=(ng.get("instanceTypes") or ["m5.large"])[0],
+            )
+            tags = {"eks:cluster-name": cluster, "eks:nodegroup-name": nodegroup}
+            asg.create_auto_scaling_group(
+                AutoScalingGroupName=name,
+                LaunchConfigurationName=name,
+                MinSize=scaling["minSize"],
+                MaxSize=scaling["maxSize"],
+                DesiredCapacity=scaling["desiredSize"],
+                AvailabilityZones=[f"{region}a", f"{region}b"],
+                Tags=[
+                    {
+                        "Key": k,
+                        "Value": v,
+                        "PropagateAtLaunch": True,
+                        "ResourceId": name,
+                        "ResourceType": "auto-scaling-group",
+                    }
+                    for k, v in tags.items()
+                ],
+            )
+            _fix_instance_regions(name, region)
+        elif operation == "UpdateNodegroupConfig":
+            scaling = json.loads(raw or b"{}").get("scalingConfig") or {}
+            name = self._asg_name(cluster, nodegroup, headers)
+            fields = {"minSize": "MinSize", "maxSize": "MaxSize", "desiredSize": "DesiredCapacity"}
+            change = {fields[k]: v for k, v in scaling.items() if k in fields}
+            if name and change:
+                self._client("autoscaling", headers).update_auto_scaling_group(AutoScalingGroupName=name, **change)
+                _fix_instance_regions(name, _region(headers))
+        elif operation == "DeleteNodegroup":
+            name = json.loads(out)["nodegroup"]["resources"]["autoScalingGroups"][0]["name"]
+            asg = self._client("autoscaling", headers)
+            if asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]:
+                asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+
+    def _asg_name(self, cluster: str, nodegroup: str, headers: dict[str, str]) -> str | None:
+        try:
+            ng = self._client("eks", headers).describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)
+        except ClientError:  # the node group is gone: nothing to sync
+            return None
+        return str(ng["nodegroup"]["resources"]["autoScalingGroups"][0]["name"])
+
+    def _group(self, name: str, headers: dict[str, str]) -> dict[str, Any] | None:
+        found = self._client("autoscaling", headers).describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+        groups = found["AutoScalingGroups"]
+        return dict(groups[0]) if groups else None
+
+    def _follow_asg(self, ng: dict[str, Any], headers: dict[str, str]) -> None:
+        """EKS reports the group's desired capacity (cluster-autoscaler changes it behind EKS)."""
+        names = [g["name"] for g in ng.get("resources", {}).get("autoScalingGroups", [])]
+        group = self._group(names[0], headers) if names else None
+        if group is not None:
+            ng.setdefault("scalingConfig", {})["desiredSize"] = group["DesiredCapacity"]
+
+    def _asg_refusal(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes] | None:
+        """AWS's answer where it refuses a TerminateInstanceInAutoScalingGroup that moto would do."""
+        form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+        instance_id = form.get("InstanceId", "")
+        found = self._client("autoscaling", headers).describe_auto_scaling_instances(InstanceIds=[instance_id])
+        members = found["AutoScalingInstances"]
+        if not members:
+            message = f"Instance Id not found - No managed instance found for instance ID: {instance_id}"
+            return _error(400, "ValidationError", {"message": message}, {}, "autoscaling")
+        group = self._group(members[0]["AutoScalingGroupName"], headers)
+        decrement = form.get("ShouldDecrementDesiredCapacity") == "true"
+        if group is not None and decrement and group["DesiredCapacity"] - 1 < group["MinSize"]:
+            message = (
+                f"Currently, desiredSize equals minSize ({group['MinSize']}). Terminating instance without "
+                "replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity "
+                "flag to false or lower group's min size."
+            )
+            return _error(400, "ValidationError", {"message": message}, {}, "autoscaling")
+        return None
+
+    def instances(self, region: str = "eu-central-1") -> dict[str, str]:
+        """Every EC2 instance in moto: private DNS name → state (for assertions)."""
+        ec2 = self._client("ec2", {"Authorization": f"Credential=x/20260101/{region}/ec2/aws4_request"})
+        return {
+            i["PrivateDnsName"]: i["State"]["Name"]
+            for r in ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]
+        }
+
     def _tick(self, key: tuple[str, ...]) -> bool:
         left = self._state.creating.get(key, 0)
         if left <= 0:
             return False
         self._state.creating[key] = left - 1
         return True
+
+
+def _fix_instance_regions(group: str, region: str) -> None:
+    """moto 5.2.5 launches an Auto Scaling group's instances without their region, so they get
+    us-east-1 DNS names (``ip-….ec2.internal``) wherever they run.  Give them the region the group
+    is in, so their ``PrivateDnsName`` is the node name EKS would show (``ip-….<region>.compute.internal``).
+    moto runs in this process (``ThreadedMotoServer``); this is the one place the fake reaches into it."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    for backend in (autoscaling_backends[account][region] for account in autoscaling_backends):
+        asg = backend.autoscaling_groups.get(group)
+        if asg is not None:
+            for state in asg.instance_states:
+                state.instance.region_name = region
 
 
 def _spend(overrides: dict[Any, _Override], key: object, override: _Override) -> None:
@@ -404,11 +562,48 @@ def _route(method: str, path: str) -> tuple[str, str, str]:
     return f"{method} {path}", "", ""
 
 
-def _error(status: int, code: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-    """An error the way EKS (rest-json behind AWS's front end) sends it."""
+#: Services that speak the query protocol (form-encoded ``POST /`` with ``Action``, XML answers).
+_QUERY_SERVICES = frozenset({"ec2", "autoscaling"})
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
+
+
+def _service(headers: dict[str, str]) -> str:
+    """The signing service of a request (moto dispatches on the same thing); EKS when unsigned."""
+    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    match = _SCOPE.search(auth)
+    return match.group("service") if match else "eks"
+
+
+def _region(headers: dict[str, str]) -> str:
+    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    match = _SCOPE.search(auth)
+    return match.group("region") if match else "eu-central-1"
+
+
+def _error(
+    status: int, code: str, body: dict[str, Any], headers: dict[str, str], service: str = "eks"
+) -> tuple[int, dict[str, str], bytes]:
+    """An error the way the service sends it: EKS rest-json behind AWS's front end, Auto Scaling's
+    query ``ErrorResponse`` XML, or EC2's ``Response/Errors`` XML."""
+    request_id = str(uuid.uuid4())
+    message = escape(str(body.get("message", "")))
+    if service == "autoscaling":
+        xml = (
+            '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+            f"<Error><Type>Sender</Type><Code>{escape(code)}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return status, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id, **headers}, xml.encode()
+    if service == "ec2":
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Response><Errors><Error><Code>{escape(code)}</Code><Message>{message}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+        return status, {"Content-Type": "text/xml;charset=UTF-8", **headers}, xml.encode()
     out = {
         "Content-Type": "application/json",
-        "x-amzn-RequestId": str(uuid.uuid4()),
+        "x-amzn-RequestId": request_id,
         "x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazonaws.eks/",
         **headers,
     }

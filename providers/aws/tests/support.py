@@ -28,6 +28,8 @@ def config(endpoint: str, **overrides: Any) -> AwsProviderConfig:
         "kubernetes_version": "1.31",
         "instance_types": ["m5.2xlarge", "c5.4xlarge", "g4dn.xlarge"],
         "endpoint_url": endpoint,
+        "ec2_endpoint_url": endpoint,
+        "autoscaling_endpoint_url": endpoint,
     }
     values.update(overrides)
     return AwsProviderConfig.model_validate(values)

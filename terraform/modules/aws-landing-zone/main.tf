@@ -24,6 +24,7 @@ locals {
   # EKS ARNs burst's clusters and node groups get; names are burst cluster ids, so any name.
   eks_cluster_arn   = "arn:${local.partition}:eks:${local.region}:${local.account}:cluster/*"
   eks_nodegroup_arn = "arn:${local.partition}:eks:${local.region}:${local.account}:nodegroup/*/*/*"
+  asg_arn           = "arn:${local.partition}:autoscaling:${local.region}:${local.account}:autoScalingGroup:*:autoScalingGroupName/*"
   nat_count         = var.single_nat_gateway ? 1 : var.az_count
 }
 
@@ -226,6 +227,29 @@ data "aws_iam_policy_document" "burst" {
       test     = "StringEquals"
       variable = "aws:ResourceTag/burst.owner"
       values   = [var.installation]
+    }
+  }
+
+  # remove_nodes: node name -> instance (private DNS name) and the node group's Auto Scaling group.
+  # Neither call supports resource-level permissions.
+  statement {
+    sid       = "FindNodeInstances"
+    actions   = ["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"]
+    resources = ["*"]
+  }
+
+  # remove_nodes terminates named idle nodes with decrement. EKS does not copy node group tags to
+  # the Auto Scaling group, so burst.owner cannot scope this; the eks:nodegroup-name tag EKS puts on
+  # every managed node group's Auto Scaling group limits it to groups of node groups named like
+  # burst's (burst itself only ever terminates instances of its own cluster's group).
+  statement {
+    sid       = "RemoveIdleNodes"
+    actions   = ["autoscaling:TerminateInstanceInAutoScalingGroup"]
+    resources = [local.asg_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "autoscaling:ResourceTag/eks:nodegroup-name"
+      values   = ["burst-workers"]
     }
   }
 

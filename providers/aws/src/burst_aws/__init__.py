@@ -12,6 +12,9 @@ where the cluster is; the reconciler calls again on a later tick.  botocore's ow
 to ``max_attempts`` (1 by default) so a throttle reaches the reconciler as :class:`Throttled`, which
 backs off across ticks instead of sleeping inside one.
 
+``remove_nodes`` (the optional ``RemovesNodes`` capability) terminates named idle nodes in the node
+group's Auto Scaling group with a decrement, as cluster-autoscaler does; EKS follows the group's size.
+
 SDK exceptions become burst's typed errors in exactly one place, :func:`_aws`.
 """
 
@@ -25,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import boto3
 from botocore.config import Config
@@ -50,11 +53,12 @@ from burst.api import (
     ProvisioningFailed,
     Quota,
     QuotaExceeded,
+    RemovesNodes,
     Throttled,
     render_kubeconfig,
 )
 
-__all__ = ["NODEGROUP", "AwsProvider", "AwsProviderConfig", "Catalog", "InstanceType", "load_catalog"]
+__all__ = ["NODEGROUP", "AwsClients", "AwsProvider", "AwsProviderConfig", "Catalog", "InstanceType", "load_catalog"]
 
 #: The managed node group of every burst cluster.  One fixed name per cluster keeps creating it
 #: idempotent: a second create answers ResourceInUseException instead of adding a second group.
@@ -151,6 +155,10 @@ class AwsProviderConfig(ProviderConfig):
     spot: bool = Field(default=False, description="SPOT capacity instead of ON_DEMAND")
     profile: str | None = Field(default=None, description="named profile of the shared AWS config (not a secret)")
     endpoint_url: str | None = Field(default=None, description="EKS endpoint override (private endpoints, tests)")
+    ec2_endpoint_url: str | None = Field(default=None, description="EC2 endpoint override (private endpoints, tests)")
+    autoscaling_endpoint_url: str | None = Field(
+        default=None, description="EC2 Auto Scaling endpoint override (private endpoints, tests)"
+    )
     sts_endpoint_url: str | None = Field(
         default=None, description="STS endpoint the kubeconfig token is signed for; default the regional one"
     )
@@ -180,12 +188,11 @@ class AwsProviderConfig(ProviderConfig):
     def build(self, name: str, ctx: ProviderContext) -> AwsProvider:
         with _aws(f"connecting provider {name} to AWS"):
             session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
-        eks, sts = self.make_clients(session, name)
-        return AwsProvider(name=name, config=self, owner=ctx.owner, eks=eks, sts=sts)
+        return AwsProvider(name=name, config=self, owner=ctx.owner, clients=self.make_clients(session, name))
 
-    def make_clients(self, session: Any, name: str = "aws") -> tuple[Any, Any]:
-        """The EKS and STS clients for ``session`` (a ``boto3.session.Session``): the one place that
-        sets endpoints, timeouts and the retry budget."""
+    def make_clients(self, session: Any, name: str = "aws") -> AwsClients:
+        """The EKS, STS, EC2 and Auto Scaling clients for ``session`` (a ``boto3.session.Session``):
+        the one place that sets endpoints, timeouts and the retry budget."""
         config = Config(
             retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
             connect_timeout=self.connect_timeout_s,
@@ -200,7 +207,21 @@ class AwsProviderConfig(ProviderConfig):
                 endpoint_url=self.sts_endpoint_url or f"https://sts.{self.region}.amazonaws.com",
                 config=config,
             )
-        return eks, sts
+            ec2 = session.client("ec2", region_name=self.region, endpoint_url=self.ec2_endpoint_url, config=config)
+            autoscaling = session.client(
+                "autoscaling", region_name=self.region, endpoint_url=self.autoscaling_endpoint_url, config=config
+            )
+        return AwsClients(eks=eks, sts=sts, ec2=ec2, autoscaling=autoscaling)
+
+
+class AwsClients(NamedTuple):
+    """The boto3 clients one provider uses.  EC2 and Auto Scaling serve only ``remove_nodes``: the
+    instances behind node names and the node group's Auto Scaling group."""
+
+    eks: Any
+    sts: Any
+    ec2: Any
+    autoscaling: Any
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,6 +259,8 @@ _AUTH = frozenset(
         "InvalidSignatureException",
         "IncompleteSignature",
         "MissingAuthenticationTokenException",
+        "UnauthorizedOperation",
+        "AuthFailure",
     }
 )
 _DEFAULT_RETRY_AFTER_S = 30.0
@@ -294,6 +317,11 @@ def _aws(action: str) -> Iterator[None]:
 
 _Json = Mapping[str, Any]
 
+#: EC2 instance states of an instance that is gone or going.
+_GONE = frozenset({"shutting-down", "terminated"})
+#: Values per DescribeInstances filter (EC2 allows 200; fewer keeps each request small).
+_FILTER_VALUES = 100
+
 #: Node group health issues that mean "AWS has no room for this now": fall back, retry later.
 _ISSUE_CAPACITY = ("InsufficientInstanceCapacity", "InsufficientFreeAddresses", "Insufficient capacity")
 _ISSUE_QUOTA = ("InstanceLimitExceeded", "LimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded")
@@ -325,12 +353,14 @@ class AwsProvider:
 
     Clients are passed in (``AwsProviderConfig.build`` makes them from the boto3 chain)."""
 
-    def __init__(self, name: str, config: AwsProviderConfig, owner: str, eks: Any, sts: Any) -> None:
+    def __init__(self, name: str, config: AwsProviderConfig, owner: str, clients: AwsClients) -> None:
         self.name = name
         self._config = config
         self._owner = owner
-        self._eks = eks
-        self._sts = sts
+        self._eks = clients.eks
+        self._sts = clients.sts
+        self._ec2 = clients.ec2
+        self._autoscaling = clients.autoscaling
         self._catalog = load_catalog()
 
     # -- offerings --------------------------------------------------------------------------
@@ -559,6 +589,138 @@ class AwsProvider:
             return self._view(cluster, nodegroup, CloudStatus.RESIZING, "an update is in progress")
         return self._view(cluster, nodegroup, CloudStatus.RESIZING, f"resizing {current} → {nodes}", nodes)
 
+    # -- remove named nodes -----------------------------------------------------------------
+
+    def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
+        """Terminate exactly the EC2 instances behind the Kubernetes node names ``nodes`` and shrink
+        the node group by as many, the way cluster-autoscaler does on AWS.
+
+        EKS names a node after its instance's private DNS name, so ``DescribeInstances`` with the
+        ``private-dns-name`` filter finds the instances; only instances of this cluster's node group
+        (its Auto Scaling group, read from ``DescribeNodegroup``) are ever touched.  Each goes with
+        ``TerminateInstanceInAutoScalingGroup(ShouldDecrementDesiredCapacity=True)``, so the group
+        does not replace it; EKS then reports the group's lowered size as the node group's
+        ``desiredSize``.  burst pins ``minSize`` to the size, so the minimum is first lowered
+        through EKS (``UpdateNodegroupConfig``), which keeps EKS's own record of the scaling config
+        in step with the group.  Names already gone or shutting down are skipped, which makes a
+        retry harmless."""
+        action = f"removing {len(nodes)} named nodes from cluster {cluster_id}"
+        cluster = self._describe_cluster(cluster_id, action)
+        self._require_owned(cluster, cluster_id, action, foreign=NotFound)
+        if cluster.get("status") == "DELETING":
+            return self._view(cluster, None, CloudStatus.DELETING, "EKS control plane deleting")
+        nodegroup = self._find_nodegroup(cluster_id, action)
+        if nodegroup is None:
+            if not nodes:
+                return self._status(cluster, action)
+            raise ProviderError(f"{action}: the cluster has no node group, so these are not its nodes")
+        if nodegroup.get("status") == "DELETING":
+            return self._view(cluster, nodegroup, CloudStatus.DELETING, "node group deleting")
+        if not nodes:
+            return self._status(cluster, action)
+        group = self._auto_scaling_group(nodegroup, action)
+        doomed = self._instances_to_terminate(group, list(dict.fromkeys(nodes)), action)
+        desired = int(group.get("DesiredCapacity", 0))
+        target = desired - len(doomed)
+        if doomed:
+            self._lower_min_size(cluster_id, nodegroup, target, action)
+            for instance_id in doomed:
+                self._terminate(instance_id, action)
+        message = f"removed {len(doomed)} of {len(nodes)} named nodes" if doomed else "named nodes already gone"
+        status = CloudStatus.RESIZING if nodegroup.get("status") == "UPDATING" else CloudStatus.READY
+        return self._view(cluster, nodegroup, status, message, target)
+
+    def _auto_scaling_group(self, nodegroup: _Json, action: str) -> _Json:
+        """The node group's Auto Scaling group (EKS makes exactly one per managed node group)."""
+        names = [str(g["name"]) for g in (nodegroup.get("resources") or {}).get("autoScalingGroups") or []]
+        if not names:
+            raise ProviderError(f"{action}: the node group has no Auto Scaling group yet")
+        with _aws(action):
+            groups = self._autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names[:1])
+        found = groups.get("AutoScalingGroups") or []
+        if not found:
+            raise ProviderError(f"{action}: the node group's Auto Scaling group {names[0]} does not exist")
+        return cast(_Json, found[0])
+
+    def _instances_to_terminate(self, group: _Json, names: list[str], action: str) -> list[str]:
+        """Instance ids of the named nodes that are still in service in ``group``.  A name whose
+        instance is gone or shutting down is skipped; a live instance outside the group, or a name
+        that cannot be an instance of this region, is refused with ``ProviderError``."""
+        members = {str(i["InstanceId"]): str(i.get("LifecycleState", "")) for i in group.get("Instances") or []}
+        found: dict[str, tuple[str, str]] = {}  # name → (instance id, EC2 state)
+        for start in range(0, len(names), _FILTER_VALUES):
+            chunk = names[start : start + _FILTER_VALUES]
+            with _aws(action):
+                pages = self._ec2.get_paginator("describe_instances").paginate(
+                    Filters=[{"Name": "private-dns-name", "Values": chunk}]
+                )
+                for page in pages:
+                    for reservation in page.get("Reservations", []):
+                        for inst in reservation.get("Instances", []):
+                            name = str(inst.get("PrivateDnsName") or "")
+                            state = str(inst.get("State", {}).get("Name", ""))
+                            # A name is reused once its old instance is terminated: the live one wins.
+                            if name and (name not in found or found[name][1] in _GONE):
+                                found[name] = (str(inst["InstanceId"]), state)
+        doomed: list[str] = []
+        strangers: list[str] = []
+        for name in names:
+            if name not in found:
+                if not self._ec2_node_name(name):
+                    strangers.append(name)
+                continue  # terminated long enough ago that EC2 forgot its address: already gone
+            instance_id, state = found[name]
+            if state in _GONE:
+                continue
+            lifecycle = members.get(instance_id)
+            if lifecycle is None:
+                strangers.append(f"{name} ({instance_id})")
+            elif not lifecycle.startswith("Terminat"):
+                doomed.append(instance_id)
+        if strangers:
+            raise ProviderError(
+                f"{action}: not nodes of this cluster's node group {group.get('AutoScalingGroupName')}: "
+                f"{', '.join(strangers)}"
+            )
+        return doomed
+
+    def _ec2_node_name(self, name: str) -> bool:
+        """Whether ``name`` has the shape of an EC2 private DNS name in this region (IP or resource
+        based), i.e. could be a node of ours whose instance is gone."""
+        region = self._config.region
+        domain = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+        return (
+            re.fullmatch(r"(ip-\d{1,3}-\d{1,3}-\d{1,3}-\d{1,3}|i-[0-9a-f]{8,17})\." + re.escape(domain), name)
+            is not None
+        )
+
+    def _lower_min_size(self, cluster_id: str, nodegroup: _Json, target: int, action: str) -> None:
+        """Lower the node group's ``minSize`` to ``target`` when it would block the decrement.  Through
+        EKS, which applies it to the Auto Scaling group: a group changed behind EKS's back is reset
+        by EKS's next update of the node group."""
+        if int(nodegroup.get("scalingConfig", {}).get("minSize", 0)) <= target:
+            return
+        try:
+            with _aws(action):
+                self._eks.update_nodegroup_config(
+                    clusterName=cluster_id, nodegroupName=NODEGROUP, scalingConfig={"minSize": target}
+                )
+        except _InUseError:
+            pass  # an update is running; the terminate tells whether the group allows it yet
+
+    def _terminate(self, instance_id: str, action: str) -> None:
+        try:
+            with _aws(f"{action}: terminating {instance_id}"):
+                self._autoscaling.terminate_instance_in_auto_scaling_group(
+                    InstanceId=instance_id, ShouldDecrementDesiredCapacity=True
+                )
+        except ProviderError as err:
+            if "min size" in str(err) and "ValidationError" in str(err):
+                # EKS has not yet applied the lowered minSize to the group: nothing was terminated
+                # for this instance; the caller retries (the federation hands back the same nodes).
+                raise ProviderError(f"{action}: the node group's minSize is still being lowered; retry: {err}") from err
+            raise
+
     # -- delete -----------------------------------------------------------------------------
 
     def delete_cluster(self, cluster_id: str) -> CloudCluster:
@@ -665,4 +827,9 @@ def _scaling(nodes: int) -> dict[str, int]:
 
 def _implements(provider: AwsProvider) -> Provider:
     """Never called: mypy checks here that AwsProvider satisfies the Provider protocol."""
+    return provider
+
+
+def _removes_nodes(provider: AwsProvider) -> RemovesNodes:
+    """Never called: mypy checks here that AwsProvider has the optional RemovesNodes capability."""
     return provider
