@@ -24,6 +24,11 @@ evicted.  It then counts the member's running pods outside the system namespaces
 carrying the resourceVersion, so a concurrent writer is never overwritten (a 409 re-reads).
 Undrain removes burst's taint only.
 
+``running`` counts the member's pods as drain does, changing nothing.  ``release_idle`` hands back
+idle nodes of the member: cordoned, annotated ``burst.released-by`` and checked again after the
+cordon (see :class:`burst.federation.kube.MemberNodes`); the member is draining while burst's taint
+is on its Cluster.  Undrain then also uncordons picked nodes that were not removed.
+
 Unjoin deletes the Cluster and its Secret from the Karmada API and, best effort, the member's
 account objects (a member that can no longer be reached takes them with it when deleted).
 """

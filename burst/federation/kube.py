@@ -1,6 +1,6 @@
 """Shared Kubernetes plumbing for the kubernetes backlog source and the kubefed/Karmada federations.
 
-Four things live here, so each plugin stays about its own semantics:
+Five things live here, so each plugin stays about its own semantics:
 
 * building official ``kubernetes`` clients from kubeconfig *text* (member kubeconfigs are secrets
   handed over by a provider; burst keeps them in memory — only the official loader writes the
@@ -14,7 +14,9 @@ Four things live here, so each plugin stays about its own semantics:
   (``BacklogUnavailable`` for the backlog source, ``FederationError`` for federations), with
   the action as context and never a token in the message;
 * the member-side service account that ``kubefedctl join`` / ``karmadactl join`` create
-  (:class:`MemberAccount`), shared by both federations.
+  (:class:`MemberAccount`), shared by both federations;
+* what both federations do on a member's nodes once they reach it: cordons and node release
+  (:class:`MemberNodes`), ``running`` and ``release_idle`` (:class:`MemberFederation`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ cordoned) so no new pod starts there while running pods finish, and labels the K
 objects.  ``drain`` returns the member's running pods outside the system namespaces (see
 :func:`burst.federation.kube.running_pods`).  ``undrain`` reverses both.
 
+``running`` counts the same pods without changing anything.  ``release_idle`` hands back idle
+nodes of the member: cordoned, annotated ``burst.released-by`` and checked again after the cordon
+(see :class:`burst.federation.kube.MemberNodes`); the member is draining while its KubeFedCluster
+has the ``burst.draining`` label.  ``undrain`` also gives back picked nodes that were not removed.
+
 The federation reaches a member after join with the credentials it stored in the host (the
 secret the KubeFed controller itself uses), so drain and unjoin work after a restart.
 
