@@ -548,8 +548,9 @@ class MemberNodes:
         Idle: no unfinished pod that :func:`is_work` is bound to the node.  Nodes marked by an
         earlier call come first.  A node that took work — marked earlier, or between the first
         look and the cordon — is given back (mark dropped, burst's cordon undone); on a
-        ``draining`` member it stays cordoned, as drain wants it.  See
-        :class:`burst.federation.api.ReleasesNodes`.
+        ``draining`` member it stays cordoned, as drain wants it.  Marked idle nodes beyond
+        ``count`` stay marked and cordoned (a provider may be removing them): a later call returns
+        them first, and ``undrain`` gives them back.  See :class:`burst.federation.api.ReleasesNodes`.
         """
         if count <= 0:
             return []
