@@ -51,6 +51,7 @@ STARTD_PROJECTION = [
     "Draining",
     "BurstCluster",
     "BurstCampaign",
+    "BurstNode",
 ]
 
 IDLE = 1
@@ -244,11 +245,13 @@ def startd_ads(collector: CollectorLike, constraint: str, *, where: str) -> list
         raise CondorError(where, "querying startds of", str(err)) from err
 
 
-def drain(startd: StartdLike, *, reason: str, where: str) -> str:
+def drain(startd: StartdLike, *, reason: str, where: str, check: str | None = None) -> str:
     """``condor_drain -graceful``: no new jobs start; running jobs finish within their retirement
-    time.  Returns the drain request id."""
+    time.  With ``check`` (``condor_drain -check``) the startd refuses to drain unless the
+    expression is true in every slot — checked by the startd itself, so nothing can slip in
+    between.  Returns the drain request id."""
     try:
-        return startd.drainJobs(drain_type=htcondor2.DrainType.Graceful, reason=reason)
+        return startd.drainJobs(drain_type=htcondor2.DrainType.Graceful, check_expr=check, reason=reason)
     except htcondor2.HTCondorException as err:
         raise CondorError(where, "draining", str(err)) from err
 

@@ -16,8 +16,15 @@ message says which one decided.
 ``drain`` is ``condor_drain -graceful`` on every startd of the cluster (found through the
 collector, via the adapter in :mod:`burst.condor`): no new job starts there, running jobs finish
 within their retirement time.  It returns the number of slots still running a job; zero means the
-cluster can go.  ``undrain`` cancels the drains.  ``unjoin`` deletes the DaemonSet, the Secret
-and the Namespace (if join created it); already gone is fine.
+cluster can go.  ``running`` counts the same without draining.  ``undrain`` cancels the drains.
+
+Each startd also advertises ``BurstNode``, the Kubernetes node its pod runs on (the DaemonSet
+passes ``spec.nodeName`` through the Downward API).  ``release_idle`` drains, one node at a time,
+the startds of nodes where no slot runs a job, with ``condor_drain -check`` so a startd that took a
+job meanwhile refuses, and returns those node names for the provider to delete.
+
+``unjoin`` deletes the DaemonSet, the Secret and the Namespace (if join created it); already gone
+is fine.
 """
 
 from __future__ import annotations
@@ -65,6 +72,11 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 APP = "app.kubernetes.io/name"
 #: Slots with these activities run a job (Retiring: draining gracefully, the job still runs).
 RUNNING_ACTIVITIES = frozenset({"Busy", "Retiring", "Suspended"})
+#: The startd attribute naming the Kubernetes node its pod runs on (from the Downward API).
+NODE_ATTR = "BurstNode"
+NODE_ENV = "K8S_NODE_NAME"
+#: Slot states in which no job runs and none is about to start (not Claimed, Matched, Preempting).
+IDLE_STATES = ("Unclaimed", "Drained", "Owner")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -149,6 +161,21 @@ def _int(ad: classad2.ClassAd, attr: str) -> int:
 
 def _draining(ads: list[classad2.ClassAd], address: str) -> bool:
     return any(ad.get("MyAddress") == address and ad.get("Draining") is True for ad in ads)
+
+
+#: ``condor_drain -check``: the startd drains only if every slot is idle (checked by the startd).
+IDLE_CHECK = " || ".join(f"State =?= {_quoted(state)}" for state in IDLE_STATES)
+
+
+def idle_nodes(ads: list[classad2.ClassAd]) -> dict[str, list[classad2.ClassAd]]:
+    """The slot ads of each Kubernetes node (``BurstNode``) whose every slot is idle.  Startds
+    that do not say their node (started from an older DaemonSet) are left out."""
+    by_node: dict[str, list[classad2.ClassAd]] = {}
+    for ad in ads:
+        node = ad.get(NODE_ATTR)
+        if isinstance(node, str) and node:
+            by_node.setdefault(node, []).append(ad)
+    return {node: slots for node, slots in by_node.items() if all(ad.get("State") in IDLE_STATES for ad in slots)}
 
 
 class HTCondorPool:
@@ -283,6 +310,55 @@ class HTCondorPool:
         if failed:
             raise FederationError(f"undraining {cid}: {'; '.join(failed)}")
 
+    def running(self, cluster: ClusterRecord) -> int:
+        """Slots of the cluster running a job (as :meth:`drain` counts them); changes nothing."""
+        return running_jobs(self._startd_ads_or_fail(cluster, "counting the jobs of"))
+
+    def release_idle(self, cluster: ClusterRecord, count: int) -> list[str]:
+        """Up to ``count`` Kubernetes nodes of the cluster whose startds run no job, drained
+        gracefully so none starts there, and returned by name (``BurstNode``).
+
+        Nodes whose startds are draining already (an earlier call, or drain) come first and are
+        not asked again.  The others are drained with ``condor_drain -check`` that every slot is
+        idle: a startd that took a job since the collector's ad was written refuses, and the node
+        is not returned (drains this call started on its other startds are cancelled).
+        """
+        if count <= 0:
+            return []
+        cid = cluster.cluster_id
+        idle = idle_nodes(self._startd_ads_or_fail(cluster, "releasing idle nodes of"))
+        marked = sorted(n for n, slots in idle.items() if all(ad.get("Draining") is True for ad in slots))
+        fresh = sorted(n for n in idle if n not in marked)
+        released: list[str] = []
+        for node in marked + fresh:
+            if len(released) == count:
+                break
+            if self._drain_node(cid, node, idle[node]):
+                released.append(node)
+        return released
+
+    def _drain_node(self, cid: str, node: str, slots: list[classad2.ClassAd]) -> bool:
+        """Drain the startds of one node unless already draining; False (and nothing left
+        draining by this call) when one refuses or cannot be reached."""
+        started: list[tuple[condor.StartdLike, str]] = []
+        for ad in condor.unique_by(slots, "MyAddress"):
+            if _draining(slots, str(ad["MyAddress"])):
+                continue
+            where = f"startd {condor.ad_name(ad)} on node {node} of {cid}"
+            startd = self._connector.startd(ad)
+            try:
+                condor.drain(startd, reason=f"burst: releasing node {node} of {cid}", where=where, check=IDLE_CHECK)
+            except condor.CondorError as err:
+                log.info("htcondor federation: node %s not released (a job may have started): %s", node, err)
+                for begun, at in started:
+                    try:
+                        condor.cancel_drain(begun, where=at)
+                    except condor.CondorError as cancel_err:
+                        log.warning("htcondor federation: %s", cancel_err)
+                return False
+            started.append((startd, where))
+        return True
+
     def _startd_ads(self, cluster: ClusterRecord) -> list[classad2.ClassAd]:
         collector = self._connector.collector(self._config.collector)
         return condor.startd_ads(
@@ -368,7 +444,10 @@ class HTCondorPool:
             "_CONDOR_BurstCampaign": _quoted(cluster.campaign),
             "_CONDOR_BurstOwner": _quoted(self._owner),
             "_CONDOR_BurstProvider": _quoted(cluster.provider),
-            "_CONDOR_STARTD_ATTRS": "$(STARTD_ATTRS) BurstCluster BurstCampaign BurstOwner BurstProvider",
+            # the node name, from the Downward API variable the DaemonSet sets (a DNS name: no
+            # quote or backslash to escape); burst reads it back to release single nodes
+            f"_CONDOR_{NODE_ATTR}": f'"$ENV({NODE_ENV})"',
+            "_CONDOR_STARTD_ATTRS": f"$(STARTD_ATTRS) BurstCluster BurstCampaign BurstOwner BurstProvider {NODE_ATTR}",
         }
 
     def slot_size(self, cluster: ClusterRecord) -> tuple[int, int]:
@@ -387,7 +466,13 @@ class HTCondorPool:
         container = k8s.V1Container(
             name="startd",
             image=self._config.image,
-            env=[k8s.V1EnvVar(name=k, value=v) for k, v in self.startd_env(cluster).items()],
+            env=[
+                k8s.V1EnvVar(
+                    name=NODE_ENV,
+                    value_from=k8s.V1EnvVarSource(field_ref=k8s.V1ObjectFieldSelector(field_path="spec.nodeName")),
+                ),
+                *(k8s.V1EnvVar(name=k, value=v) for k, v in self.startd_env(cluster).items()),
+            ],
             resources=k8s.V1ResourceRequirements(requests=dict(quantities), limits=dict(quantities)),
             volume_mounts=[k8s.V1VolumeMount(name="idtoken", mount_path=TOKEN_DIR, read_only=True)],
         )

@@ -24,6 +24,11 @@ evicted.  It then counts the member's running pods outside the system namespaces
 carrying the resourceVersion, so a concurrent writer is never overwritten (a 409 re-reads).
 Undrain removes burst's taint only.
 
+``running`` counts the member's pods as drain does, changing nothing.  ``release_idle`` hands back
+idle nodes of the member: cordoned, annotated ``burst.released-by`` and checked again after the
+cordon (see :class:`burst.federation.kube.MemberNodes`); the member is draining while burst's taint
+is on its Cluster.  Undrain then also uncordons picked nodes that were not removed.
+
 Unjoin deletes the Cluster and its Secret from the Karmada API and, best effort, the member's
 account objects (a member that can no longer be reached takes them with it when deleted).
 """
@@ -58,6 +63,8 @@ from burst.federation.kube import (
     Kind,
     Kube,
     MemberAccount,
+    MemberFederation,
+    MemberNodes,
     b64,
     condition,
     control_plane,
@@ -66,7 +73,6 @@ from burst.federation.kube import (
     label_value,
     member_from_kubeconfig,
     member_from_token,
-    running_pods,
     unb64,
 )
 
@@ -101,7 +107,7 @@ class KarmadaConfig(FederationConfig):
         return KarmadaFederation(self, path, ctx.owner, ctx.clock)
 
 
-class KarmadaFederation:
+class KarmadaFederation(MemberFederation):
     """A :class:`~burst.api.Federation` over one Karmada control plane."""
 
     name = "karmada"
@@ -213,34 +219,42 @@ class KarmadaFederation:
         why = f" ({ready.get('reason')}: {ready.get('message')})" if ready else ""
         return JoinStatus(False, f"waiting for Karmada Cluster {cid} to report Ready{why}")
 
-    def drain(self, cluster: ClusterRecord) -> int:
-        cid = self._cid(cluster)
-        action = f"karmada: draining {cid}"
+    def _reach(
+        self,
+        cluster: ClusterRecord,
+        action: str,
+        edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    ) -> tuple[Kube | None, bool]:
+        """The member (None if never joined) and whether burst's taint is on its Cluster; ``edit``
+        first changes the Cluster's taints."""
         karmada = self._karmada(action)
         try:
             with kube_errors(f"{action}: Karmada API", FederationError, karmada.endpoint):
-                obj = self._edit_taints(karmada, cid, self._add_taint)
-                member = self._member(karmada, cluster, obj)
+                if edit is None:
+                    obj = karmada.get(KARMADA_CLUSTER, self._cid(cluster))
+                else:
+                    obj = self._edit_taints(karmada, self._cid(cluster), edit)
+                taints = ((obj or {}).get("spec") or {}).get("taints") or []
+                draining = any(t.get("key") == DRAIN_TAINT_KEY for t in taints)
+                return self._member(karmada, cluster, obj), draining
         finally:
             karmada.close()
+
+    def _nodes(self) -> MemberNodes:
+        return MemberNodes(self.owner, (*self.config.system_namespaces, self.config.member_namespace))
+
+    def drain(self, cluster: ClusterRecord) -> int:
+        action = self._action("draining", cluster)
+        member, _ = self._reach(cluster, action, self._add_taint)
         if member is None:
-            log.info("karmada: %s was never joined: nothing can run there", cid)
+            log.info("karmada: %s was never joined: nothing can run there", self._cid(cluster))
             return 0
-        skip = (*self.config.system_namespaces, self.config.member_namespace)
-        try:
-            with kube_errors(f"{action}: member", FederationError, member.endpoint):
-                return len(running_pods(member, skip_namespaces=skip))
-        finally:
-            member.close()
+        return self._count(member, action)
 
     def undrain(self, cluster: ClusterRecord) -> None:
-        cid = self._cid(cluster)
-        karmada = self._karmada(f"karmada: undraining {cid}")
-        try:
-            with kube_errors(f"karmada: undraining {cid}: Karmada API", FederationError, karmada.endpoint):
-                self._edit_taints(karmada, cid, _without_ours)
-        finally:
-            karmada.close()
+        """Remove burst's taint, then give back the nodes picked for release but not removed."""
+        action = self._action("undraining", cluster)
+        self._give_back_nodes(self._reach(cluster, action, _without_ours)[0], action)
 
     def _add_taint(self, taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if any(t.get("key") == DRAIN_TAINT_KEY and t.get("effect") == "NoSchedule" for t in taints):

@@ -1,6 +1,6 @@
 """Shared Kubernetes plumbing for the kubernetes backlog source and the kubefed/Karmada federations.
 
-Four things live here, so each plugin stays about its own semantics:
+Five things live here, so each plugin stays about its own semantics:
 
 * building official ``kubernetes`` clients from kubeconfig *text* (member kubeconfigs are secrets
   handed over by a provider; burst keeps them in memory — only the official loader writes the
@@ -14,7 +14,9 @@ Four things live here, so each plugin stays about its own semantics:
   (``BacklogUnavailable`` for the backlog source, ``FederationError`` for federations), with
   the action as context and never a token in the message;
 * the member-side service account that ``kubefedctl join`` / ``karmadactl join`` create
-  (:class:`MemberAccount`), shared by both federations.
+  (:class:`MemberAccount`), shared by both federations;
+* what both federations do on a member's nodes once they reach it: cordons and node release
+  (:class:`MemberNodes`), ``running`` and ``release_idle`` (:class:`MemberFederation`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import base64
 import json
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from kubernetes.config import new_client_from_config_dict
 from kubernetes.config.config_exception import ConfigException
 
 from burst.errors import BurstError, FederationError
+from burst.lifecycle import ClusterRecord
 
 log = logging.getLogger(__name__)
 
@@ -444,25 +448,200 @@ def unb64(text: str | None) -> str:
     return base64.b64decode(text or "").decode() if text else ""
 
 
+#: Pods that have not ended (the real API server supports this field selector on pods).
+UNFINISHED = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+def is_work(pod: JSON, *, skip_namespaces: tuple[str, ...]) -> bool:
+    """Whether an unfinished pod is work: not in the system namespaces and not a DaemonSet pod
+    (cluster machinery that never finishes, which ``kubectl drain --ignore-daemonsets`` skips too)."""
+    meta = pod.get("metadata") or {}
+    if meta.get("namespace") in skip_namespaces:
+        return False
+    return not any(ref.get("kind") == "DaemonSet" for ref in meta.get("ownerReferences") or [])
+
+
 def running_pods(member: Kube, *, skip_namespaces: tuple[str, ...]) -> list[JSON]:
     """Pods that are work running (or bound and starting) in a member.
 
-    Counted: every pod not Succeeded/Failed that is Running or bound to a node, outside the
-    system namespaces.  Not counted: DaemonSet pods (cluster machinery that never finishes,
-    which ``kubectl drain --ignore-daemonsets`` skips too) and unbound Pending pods (they cannot
-    start on a drained member and never ran, so removing the member kills nothing).
+    Counted: every pod not Succeeded/Failed that is Running or bound to a node and
+    :func:`is_work`.  Not counted: DaemonSet pods, pods in the system namespaces, and unbound
+    Pending pods (they cannot start on a drained member and never ran, so removing the member
+    kills nothing).
     """
-    pods = member.list(POD, fields="status.phase!=Succeeded,status.phase!=Failed")
-    out = []
-    for pod in pods:
-        meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-        if meta.get("namespace") in skip_namespaces:
-            continue
-        if any(ref.get("kind") == "DaemonSet" for ref in meta.get("ownerReferences") or []):
-            continue
-        if status.get("phase") == "Running" or spec.get("nodeName"):
-            out.append(pod)
-    return out
+    return [
+        pod
+        for pod in member.list(POD, fields=UNFINISHED)
+        if is_work(pod, skip_namespaces=skip_namespaces)
+        and ((pod.get("status") or {}).get("phase") == "Running" or (pod.get("spec") or {}).get("nodeName"))
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# burst's marks on a member's nodes: cordons and node release
+# ------------------------------------------------------------------------------------------------
+
+#: Annotation on a node burst cordoned (value: the owner), so only burst's cordons are undone.
+CORDONED_BY = "burst.cordoned-by"
+#: Annotation on a node burst picked for release (value: the owner), so a retry picks it first.
+RELEASED_BY = "burst.released-by"
+#: Nodes with one of these labels run the control plane: never released.
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+
+def _annotations(node: JSON) -> dict[str, str]:
+    return cast(dict[str, str], (node.get("metadata") or {}).get("annotations") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class MemberNodes:
+    """Cordoning and releasing the nodes of one member, for one burst installation (``owner``).
+
+    Both marks are annotations naming the owner, so what burst did can be told from what an
+    operator did: a node someone else cordoned is never uncordoned, and never released.
+    """
+
+    owner: str
+    skip_namespaces: tuple[str, ...]
+
+    def cordon_all(self, member: Kube) -> None:
+        """Cordon every schedulable node (idempotent; new nodes too), annotated as burst's."""
+        for node in member.list(NODE):
+            if not (node.get("spec") or {}).get("unschedulable"):
+                patch = {"metadata": {"annotations": {CORDONED_BY: self.owner}}, "spec": {"unschedulable": True}}
+                member.patch(NODE, node["metadata"]["name"], patch)
+
+    def uncordon_ours(self, member: Kube) -> None:
+        """Uncordon the nodes burst cordoned and forget release picks of nodes still there."""
+        for node in member.list(NODE):
+            notes = _annotations(node)
+            if notes.get(CORDONED_BY) == self.owner or notes.get(RELEASED_BY) == self.owner:
+                self._give_back(member, node["metadata"]["name"], notes, keep_cordon=False)
+
+    def _give_back(self, member: Kube, name: str, notes: dict[str, str], *, keep_cordon: bool) -> None:
+        """Drop the release mark and, unless ``keep_cordon``, burst's cordon."""
+        patch: JSON = {"metadata": {"annotations": {RELEASED_BY: None}}}
+        if not keep_cordon and notes.get(CORDONED_BY) == self.owner:
+            patch = {
+                "metadata": {"annotations": {RELEASED_BY: None, CORDONED_BY: None}},
+                "spec": {"unschedulable": None},
+            }
+        member.patch(NODE, name, patch)
+
+    def _candidate(self, node: JSON) -> bool:
+        meta = node.get("metadata") or {}
+        if meta.get("deletionTimestamp") or any(k in (meta.get("labels") or {}) for k in CONTROL_PLANE_LABELS):
+            return False
+        # A node someone else cordoned is theirs (maintenance, debugging): left alone.
+        return not (node.get("spec") or {}).get("unschedulable") or _annotations(node).get(CORDONED_BY) == self.owner
+
+    def _busy(self, pods: list[JSON]) -> set[str]:
+        return {
+            str((pod.get("spec") or {}).get("nodeName"))
+            for pod in pods
+            if (pod.get("spec") or {}).get("nodeName") and is_work(pod, skip_namespaces=self.skip_namespaces)
+        }
+
+    def release_idle(self, member: Kube, count: int, *, draining: bool) -> list[str]:
+        """Up to ``count`` idle nodes, marked and cordoned, checked again after the cordon.
+
+        Idle: no unfinished pod that :func:`is_work` is bound to the node.  Nodes marked by an
+        earlier call come first.  A node that took work — marked earlier, or between the first
+        look and the cordon — is given back (mark dropped, burst's cordon undone); on a
+        ``draining`` member it stays cordoned, as drain wants it.  Marked idle nodes beyond
+        ``count`` stay marked and cordoned (a provider may be removing them): a later call returns
+        them first, and ``undrain`` gives them back.  See :class:`burst.federation.api.ReleasesNodes`.
+        """
+        if count <= 0:
+            return []
+        busy = self._busy(member.list(POD, fields=UNFINISHED))
+        marked: list[JSON] = []
+        fresh: list[JSON] = []
+        for node in sorted(member.list(NODE), key=lambda n: str(n["metadata"]["name"])):
+            name, notes = str(node["metadata"]["name"]), _annotations(node)
+            ours = notes.get(RELEASED_BY) == self.owner
+            if name in busy:
+                if ours:
+                    log.info("node %s took work since burst picked it for release; given back", name)
+                    self._give_back(member, name, notes, keep_cordon=draining)
+                continue
+            if self._candidate(node):
+                (marked if ours else fresh).append(node)
+        picked = (marked + fresh)[:count]
+        for node in picked:
+            notes, spec = _annotations(node), node.get("spec") or {}
+            patch: JSON = {}
+            if not spec.get("unschedulable"):
+                patch = {"metadata": {"annotations": {RELEASED_BY: self.owner, CORDONED_BY: self.owner}}}
+                patch["spec"] = {"unschedulable": True}
+            elif notes.get(RELEASED_BY) != self.owner:
+                patch = {"metadata": {"annotations": {RELEASED_BY: self.owner}}}
+            if patch:
+                node["metadata"]["annotations"] = {**notes, **patch["metadata"]["annotations"]}
+                member.patch(NODE, node["metadata"]["name"], patch)
+        released = []
+        for node in picked:
+            name = str(node["metadata"]["name"])
+            # A pod the scheduler bound before it saw the cordon: the node is not idle after all.
+            if self._busy(member.list(POD, fields=f"spec.nodeName={name},{UNFINISHED}")):
+                log.info("node %s took work while burst cordoned it for release; given back", name)
+                self._give_back(member, name, _annotations(node), keep_cordon=draining)
+            else:
+                released.append(name)
+        return released
+
+
+@contextmanager
+def on_member(member: Kube, action: str) -> Iterator[Kube]:
+    """Use ``member`` with its SDK errors as :class:`FederationError` naming ``action``; closes it."""
+    try:
+        with kube_errors(f"{action}: member", FederationError, member.endpoint):
+            yield member
+    finally:
+        member.close()
+
+
+class MemberFederation(ABC):
+    """What kubefed and Karmada share once they reach a member: counting its jobs, releasing its
+    idle nodes (:class:`~burst.federation.api.CountsRunning`,
+    :class:`~burst.federation.api.ReleasesNodes`) and giving nodes back on undrain."""
+
+    name: str
+
+    @abstractmethod
+    def _reach(self, cluster: ClusterRecord, action: str) -> tuple[Kube | None, bool]:
+        """The member (None when it was never joined) and whether it is draining."""
+
+    @abstractmethod
+    def _nodes(self) -> MemberNodes: ...
+
+    def _action(self, what: str, cluster: ClusterRecord) -> str:
+        return f"{self.name}: {what} {k8s_name(cluster.cluster_id)}"
+
+    def running(self, cluster: ClusterRecord) -> int:
+        """How many pods run in the member, counted as drain counts them; changes nothing."""
+        action = self._action("counting the jobs of", cluster)
+        member, _ = self._reach(cluster, action)
+        return 0 if member is None else self._count(member, action)
+
+    def _count(self, member: Kube, action: str) -> int:
+        with on_member(member, action):
+            return len(running_pods(member, skip_namespaces=self._nodes().skip_namespaces))
+
+    def release_idle(self, cluster: ClusterRecord, count: int) -> list[str]:
+        """Idle nodes of the member, cordoned for removal (see :meth:`MemberNodes.release_idle`)."""
+        action = self._action("releasing idle nodes of", cluster)
+        member, draining = self._reach(cluster, action)
+        if member is None:
+            return []
+        with on_member(member, action):
+            return self._nodes().release_idle(member, count, draining=draining)
+
+    def _give_back_nodes(self, member: Kube | None, action: str) -> None:
+        """On undrain: uncordon what burst cordoned and forget release picks (nodes not removed)."""
+        if member is not None:
+            with on_member(member, action):
+                self._nodes().uncordon_ours(member)
 
 
 # ------------------------------------------------------------------------------------------------

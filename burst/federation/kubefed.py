@@ -25,6 +25,11 @@ cordoned) so no new pod starts there while running pods finish, and labels the K
 objects.  ``drain`` returns the member's running pods outside the system namespaces (see
 :func:`burst.federation.kube.running_pods`).  ``undrain`` reverses both.
 
+``running`` counts the same pods without changing anything.  ``release_idle`` hands back idle
+nodes of the member: cordoned, annotated ``burst.released-by`` and checked again after the cordon
+(see :class:`burst.federation.kube.MemberNodes`); the member is draining while its KubeFedCluster
+has the ``burst.draining`` label.  ``undrain`` also gives back picked nodes that were not removed.
+
 The federation reaches a member after join with the credentials it stored in the host (the
 secret the KubeFed controller itself uses), so drain and unjoin work after a restart.
 
@@ -55,13 +60,14 @@ from burst.api import (
 )
 from burst.federation.kube import (
     NAMESPACE,
-    NODE,
     SECRET,
     SYSTEM_NAMESPACES,
     ClusterEndpoint,
     Kind,
     Kube,
     MemberAccount,
+    MemberFederation,
+    MemberNodes,
     b64,
     condition,
     control_plane,
@@ -70,6 +76,7 @@ from burst.federation.kube import (
     label_value,
     member_from_kubeconfig,
     member_from_token,
+    on_member,
     running_pods,
     unb64,
 )
@@ -78,7 +85,6 @@ log = logging.getLogger(__name__)
 
 KUBEFED_CLUSTER = Kind("core.kubefed.io/v1beta1", "KubeFedCluster", "kubefedclusters")
 DRAINING_LABEL = "burst.draining"
-CORDONED_BY = "burst.cordoned-by"
 
 
 class KubefedConfig(FederationConfig):
@@ -103,7 +109,7 @@ class KubefedConfig(FederationConfig):
         return KubefedFederation(self, path, ctx.owner)
 
 
-class KubefedFederation:
+class KubefedFederation(MemberFederation):
     """A :class:`~burst.api.Federation` over one KubeFed host cluster."""
 
     name = "kubefed"
@@ -215,63 +221,41 @@ class KubefedFederation:
         why = f" ({ready.get('reason')}: {ready.get('message')})" if ready else ""
         return JoinStatus(False, f"waiting for KubeFedCluster {ns}/{cid} to report Ready{why}")
 
-    def drain(self, cluster: ClusterRecord) -> int:
+    def _reach(self, cluster: ClusterRecord, action: str, *, draining: bool | None = None) -> tuple[Kube | None, bool]:
+        """The member (None if never joined) and whether it is draining; with ``draining`` set,
+        first label (or unlabel) the KubeFedCluster so."""
         cid, ns = self._cid(cluster), self.config.namespace
-        action = f"kubefed: draining {cid}"
         host = self._host(action)
         try:
             with kube_errors(f"{action}: host", FederationError, host.endpoint):
                 kfc = host.get(KUBEFED_CLUSTER, cid, ns)
-                if kfc is not None and ((kfc.get("metadata") or {}).get("labels") or {}).get(DRAINING_LABEL) != "true":
-                    host.patch(KUBEFED_CLUSTER, cid, {"metadata": {"labels": {DRAINING_LABEL: "true"}}}, ns)
-                member = self._member_from_host(host, cluster, kfc)
+                labels = ((kfc or {}).get("metadata") or {}).get("labels") or {}
+                wanted = "true" if draining else None
+                if kfc is not None and draining is not None and labels.get(DRAINING_LABEL) != wanted:
+                    host.patch(KUBEFED_CLUSTER, cid, {"metadata": {"labels": {DRAINING_LABEL: wanted}}}, ns)
+                    labels = {**labels, DRAINING_LABEL: wanted}
+                return self._member_from_host(host, cluster, kfc), labels.get(DRAINING_LABEL) == "true"
         finally:
             host.close()
+
+    def _nodes(self) -> MemberNodes:
+        return MemberNodes(self.owner, (*self.config.system_namespaces, self.config.namespace))
+
+    def drain(self, cluster: ClusterRecord) -> int:
+        action = self._action("draining", cluster)
+        member, _ = self._reach(cluster, action, draining=True)
         if member is None:
-            log.info("kubefed: %s was never joined: nothing can run there", cid)
+            log.info("kubefed: %s was never joined: nothing can run there", self._cid(cluster))
             return 0
-        try:
-            with kube_errors(f"{action}: member", FederationError, member.endpoint):
-                self._cordon(member, on=True)
-                running = running_pods(member, skip_namespaces=(*self.config.system_namespaces, ns))
-        finally:
-            member.close()
-        return len(running)
+        nodes = self._nodes()
+        with on_member(member, action):
+            nodes.cordon_all(member)
+            return len(running_pods(member, skip_namespaces=nodes.skip_namespaces))
 
     def undrain(self, cluster: ClusterRecord) -> None:
-        cid, ns = self._cid(cluster), self.config.namespace
-        action = f"kubefed: undraining {cid}"
-        host = self._host(action)
-        try:
-            with kube_errors(f"{action}: host", FederationError, host.endpoint):
-                kfc = host.get(KUBEFED_CLUSTER, cid, ns)
-                if kfc is not None and DRAINING_LABEL in ((kfc.get("metadata") or {}).get("labels") or {}):
-                    host.patch(KUBEFED_CLUSTER, cid, {"metadata": {"labels": {DRAINING_LABEL: None}}}, ns)
-                member = self._member_from_host(host, cluster, kfc)
-        finally:
-            host.close()
-        if member is None:
-            return
-        try:
-            with kube_errors(f"{action}: member", FederationError, member.endpoint):
-                self._cordon(member, on=False)
-        finally:
-            member.close()
-
-    def _cordon(self, member: Kube, *, on: bool) -> None:
-        """Cordon every node (idempotent; new nodes too), or uncordon the ones burst cordoned."""
-        for node in member.list(NODE):
-            meta, spec = node.get("metadata") or {}, node.get("spec") or {}
-            ours = (meta.get("annotations") or {}).get(CORDONED_BY) == self.owner
-            if on and not spec.get("unschedulable"):
-                patch = {"metadata": {"annotations": {CORDONED_BY: self.owner}}, "spec": {"unschedulable": True}}
-                member.patch(NODE, meta["name"], patch)
-            elif not on and ours:
-                member.patch(
-                    NODE,
-                    meta["name"],
-                    {"metadata": {"annotations": {CORDONED_BY: None}}, "spec": {"unschedulable": None}},
-                )
+        """Unlabel the KubeFedCluster, uncordon burst's cordons and forget release picks."""
+        action = self._action("undraining", cluster)
+        self._give_back_nodes(self._reach(cluster, action, draining=False)[0], action)
 
     def unjoin(self, cluster: ClusterRecord) -> None:
         cid, ns = self._cid(cluster), self.config.namespace

@@ -73,6 +73,9 @@ Python API for tests
     server.requests                     # [RecordedRequest(method, path, query, content_type, body)]
     server.clear_requests()
     server.inject_fault("PUT", "/clusters/m1", 409, "Conflict", times=1)  # next matching requests fail
+    server.on_request("PATCH", "/nodes/n1", lambda: server.add_pod(...), times=1)  # run something just
+                                        # before the next matching request is served (a race: what
+                                        # a scheduler or kubelet did meanwhile)
     server.register_kind(ResourceKind(group, version, plural, kind, namespaced, status=True))
     server.stop()                       # closes the listener and every open connection
 
@@ -436,6 +439,14 @@ class _Fault:
 
 
 @dataclass
+class _Hook:
+    method: str
+    path_contains: str
+    action: Callable[[], object]
+    times: int
+
+
+@dataclass
 class _State:
     kinds: dict[tuple[str, str, str], ResourceKind] = field(default_factory=dict)
     objects: dict[tuple[str, str, str], dict[tuple[str, str], JSON]] = field(default_factory=dict)
@@ -469,6 +480,7 @@ class KubeApiServer:
         self._conns: set[socket.socket] = set()
         self._url = ""
         self._faults: list[_Fault] = []
+        self._hooks: list[_Hook] = []
         for rk in BUILTIN_KINDS:
             self.register_kind(rk)
         for ns in DEFAULT_NAMESPACES:
@@ -981,6 +993,20 @@ class KubeApiServer:
                     return ApiError(fault.code, fault.reason, f"injected fault: {fault.reason}")
         return None
 
+    def on_request(self, method: str, path_contains: str, action: Callable[[], object], *, times: int = 1) -> None:
+        """Run ``action`` just before each of the next ``times`` matching requests is served (after
+        authentication and faults), e.g. bind a pod to a node between a client's look and its
+        cordon.  ``action`` may use this object's methods."""
+        with self._lock:
+            self._hooks.append(_Hook(method.upper(), path_contains, action, times))
+
+    def _take_hooks(self, method: str, path: str) -> list[Callable[[], object]]:
+        with self._lock:
+            due = [h for h in self._hooks if h.method == method and h.path_contains in path and h.times > 0]
+            for hook in due:
+                hook.times -= 1
+            return [h.action for h in due]
+
     def add_node(
         self,
         name: str,
@@ -1169,6 +1195,8 @@ class _Handler(BaseHTTPRequestHandler):
             fault = self.api._take_fault(method, path)
             if fault is not None:
                 raise fault
+            for action in self.api._take_hooks(method, path):
+                action()
             if isinstance(body, str):
                 raise ApiError(400, "BadRequest", "the request body is not JSON")
             if path in _NON_RESOURCE:

@@ -94,10 +94,19 @@ class FakeSchedd:
 
 @dataclass
 class FakeStartd:
+    """A startd.  ``slots`` gives its slot ads (the connector hands it the collector's ads with
+    its address): ``check_expr`` is evaluated in each, as the startd does, and a drain or cancel
+    is advertised back into them (``Draining``, ``State`` Drained/Unclaimed for idle slots).
+    ``before_drain`` runs first: what happened on the startd since the collector's ad was
+    written (a job claimed a slot)."""
+
     address: str
     unreachable: bool = False
     drains: list[dict[str, Any]] = field(default_factory=list)
     cancels: list[str | None] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    slots: Callable[[], list[classad2.ClassAd]] = list
+    before_drain: Callable[[], None] | None = None
 
     def drainJobs(  # noqa: N802
         self,
@@ -109,15 +118,29 @@ class FakeStartd:
     ) -> str:
         if self.unreachable:
             raise htcondor2.HTCondorException("Startd failed to start draining jobs.")
+        if self.before_drain is not None:
+            self.before_drain()
+        if check_expr is not None and not all(matches(check_expr, ad) for ad in self.slots()):
+            self.refused.append(check_expr)
+            raise htcondor2.HTCondorException("Startd failed to start draining jobs.")
         self.drains.append(
             {"drain_type": drain_type, "check_expr": check_expr, "start_expr": start_expr, "reason": reason}
         )
+        for ad in self.slots():
+            ad["Draining"] = True
+            if ad.get("State") == "Unclaimed":
+                ad["State"] = "Drained"
         return f"drain-{self.address}-{len(self.drains)}"
 
     def cancelDrainJobs(self, request_id: str | None = None) -> None:  # noqa: N802
         if self.unreachable:
             raise htcondor2.HTCondorException("Startd failed to cancel draining jobs.")
         self.cancels.append(request_id)
+        for ad in self.slots():
+            if ad.get("Draining") is True:
+                ad["Draining"] = False
+            if ad.get("State") == "Drained":
+                ad["State"] = "Unclaimed"
 
 
 @dataclass
@@ -176,4 +199,10 @@ class FakeConnector:
     def startd(self, ad: classad2.ClassAd) -> FakeStartd:
         address = str(ad["MyAddress"])
         self.opened.append(f"startd {address}")
-        return self.startds.setdefault(address, FakeStartd(address))
+        if address not in self.startds:
+            self.startds[address] = FakeStartd(address, slots=lambda: self.slots_of(address))
+        return self.startds[address]
+
+    def slots_of(self, address: str) -> list[classad2.ClassAd]:
+        """The slot ads of one startd, as the collectors hold them (the same objects)."""
+        return [ad for c in self.collectors.values() for ad in c.startds if ad.get("MyAddress") == address]

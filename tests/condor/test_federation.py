@@ -88,8 +88,12 @@ def with_startds(connector: FakeConnector, ads: list[classad2.ClassAd] | None = 
 
 
 def env_of(ds: dict) -> dict[str, str]:
+    """Plain values; a Downward API variable as ``fieldRef:<path>``."""
     (container,) = ds["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e["value"] for e in container["env"]}
+    return {
+        e["name"]: e["value"] if "value" in e else f"fieldRef:{e['valueFrom']['fieldRef']['fieldPath']}"
+        for e in container["env"]
+    }
 
 
 # --- join -------------------------------------------------------------------------------------
@@ -122,7 +126,10 @@ def test_join_creates_namespace_token_secret_and_startd_daemonset(
     # what the startd will publish: ClassAd string literals that evaluate to the ids
     assert classad2.ExprTree(env["_CONDOR_BurstCluster"]).eval() == "burst-c1"
     assert classad2.ExprTree(env["_CONDOR_BurstCampaign"]).eval() == "moriond-2027"
-    assert set(env["_CONDOR_STARTD_ATTRS"].split()) >= {"$(STARTD_ATTRS)", "BurstCluster", "BurstCampaign"}
+    assert set(env["_CONDOR_STARTD_ATTRS"].split()) >= {"$(STARTD_ATTRS)", "BurstCluster", "BurstCampaign", "BurstNode"}
+    # the node the pod runs on, from the Downward API, advertised as the string BurstNode
+    assert env["K8S_NODE_NAME"] == "fieldRef:spec.nodeName"
+    assert env["_CONDOR_BurstNode"] == '"$ENV(K8S_NODE_NAME)"'
     # one partitionable slot sized to the node, less what the kubelet keeps
     assert (env["NUM_CPUS"], env["MEMORY"]) == ("15", str(65536 - 2048))
     assert container["resources"]["requests"] == {"cpu": "15", "memory": "63488Mi"}
@@ -402,3 +409,126 @@ def test_config_is_registered_and_checked(token_file: Path, connector: FakeConne
         HTCondorPoolConfig(kind="htcondor", collector=COLLECTOR, token_file="t", namespace="Burst_NS")
     fed: Federation = build(connector, token_file)
     assert isinstance(fed, Federation) and fed.name == "htcondor"
+
+
+# --- node release -----------------------------------------------------------------------------
+
+
+def node_ads(
+    node: str, i: int, *, jobs: int = 0, activity: str = "Busy", cluster: str = "burst-c1"
+) -> list[classad2.ClassAd]:
+    """One startd on Kubernetes node ``node``: a partitionable slot and ``jobs`` claimed dynamic
+    slots.  ``Machine`` is the pod's host name, not the node's: only ``BurstNode`` says the node."""
+    common = {
+        "Machine": f"burst-startd-{i:05d}",
+        "MyAddress": f"<10.9.2.{i}:9618>",
+        "BurstCluster": cluster,
+        "BurstOwner": "burst",
+        "BurstNode": node,
+    }
+    ads = [{**common, "Name": f"slot1@burst-startd-{i:05d}", "SlotType": "Partitionable", "State": "Unclaimed"}]
+    ads += [
+        {**common, "Name": f"slot1_{j}@burst-startd-{i:05d}", "SlotType": "Dynamic", "State": "Claimed"}
+        | {"Activity": activity}
+        for j in range(1, jobs + 1)
+    ]
+    return [classad2.ClassAd(ad) for ad in ads]
+
+
+@pytest.fixture
+def four_nodes(connector: FakeConnector) -> FakeCollector:
+    """Four nodes of burst-c1, jobs on node-1 and node-2; a node of another cluster, idle."""
+    ads = node_ads("node-1", 1, jobs=2) + node_ads("node-2", 2, jobs=1, activity="Retiring")
+    ads += node_ads("node-3", 3) + node_ads("node-4", 4) + node_ads("other-node", 9, cluster="burst-c2")
+    return with_startds(connector, ads)
+
+
+def test_release_idle_drains_idle_startds_and_returns_their_node_names(
+    connector: FakeConnector, token_file: Path, four_nodes: FakeCollector
+) -> None:
+    from burst.federation.api import CountsRunning, ReleasesNodes
+    from burst.federation.htcondor import IDLE_CHECK
+
+    pool = build(connector, token_file)
+    assert isinstance(pool, ReleasesNodes) and isinstance(pool, CountsRunning)
+    assert pool.running(record()) == 3 and connector.startds == {}  # counting drains nothing
+
+    assert pool.release_idle(record(), 4) == ["node-3", "node-4"]
+    assert set(connector.startds) == {"<10.9.2.3:9618>", "<10.9.2.4:9618>"}
+    (call,) = connector.startds["<10.9.2.3:9618>"].drains
+    assert call["drain_type"] == htcondor2.DrainType.Graceful
+    assert call["reason"] == "burst: releasing node node-3 of burst-c1"
+    assert call["check_expr"] == IDLE_CHECK
+    assert classad2.ExprTree(IDLE_CHECK).eval(classad2.ClassAd({"State": "Unclaimed"})) is True
+    assert classad2.ExprTree(IDLE_CHECK).eval(classad2.ClassAd({"State": "Claimed"})) is False
+    assert pool.running(record()) == 3
+
+
+def test_release_idle_caps_and_a_retry_returns_the_same_nodes_first(
+    connector: FakeConnector, token_file: Path, four_nodes: FakeCollector
+) -> None:
+    pool = build(connector, token_file)
+    assert pool.release_idle(record(), 0) == []
+    assert pool.release_idle(record(), 1) == ["node-3"]
+    four_nodes.startds += node_ads("node-0", 5)  # idle and first by name: the drained node still comes first
+    assert pool.release_idle(record(), 1) == ["node-3"]
+    assert len(connector.startds["<10.9.2.3:9618>"].drains) == 1  # draining already: not asked again
+    assert "<10.9.2.5:9618>" not in connector.startds
+    assert pool.release_idle(record(), 3) == ["node-3", "node-0", "node-4"]
+
+
+def test_a_startd_that_took_a_job_meanwhile_refuses_and_its_node_is_not_returned(
+    connector: FakeConnector, token_file: Path, four_nodes: FakeCollector
+) -> None:
+    # the negotiator claims a slot of node-4 after the collector's ad was written
+    claimed = node_ads("node-4", 4, jobs=1)[1]
+    raced = connector.startd(classad2.ClassAd({"MyAddress": "<10.9.2.4:9618>"}))
+    raced.before_drain = lambda: four_nodes.startds.append(claimed)
+    pool = build(connector, token_file)
+    assert pool.release_idle(record(), 4) == ["node-3"]
+    assert raced.refused and not raced.drains
+    assert not any(ad.get("Draining") for ad in connector.slots_of("<10.9.2.4:9618>"))
+
+
+def test_a_half_drained_node_is_given_back(connector: FakeConnector, token_file: Path) -> None:
+    # node-5 has two startds (a restarted pod's old ad lingers); the second took a job
+    ads = node_ads("node-5", 5) + node_ads("node-5", 6)
+    collector = with_startds(connector, ads)
+    second = connector.startd(classad2.ClassAd({"MyAddress": "<10.9.2.6:9618>"}))
+    second.before_drain = lambda: collector.startds.append(node_ads("node-5", 6, jobs=1)[1])
+    assert build(connector, token_file).release_idle(record(), 1) == []
+    first = connector.startds["<10.9.2.5:9618>"]
+    assert len(first.drains) == 1 and first.cancels == [None]
+
+
+def test_release_on_a_draining_cluster_and_undrain_clears_the_marks(
+    connector: FakeConnector, token_file: Path, four_nodes: FakeCollector
+) -> None:
+    pool = build(connector, token_file)
+    assert pool.drain(record()) == 3
+    drains = {a: len(s.drains) for a, s in connector.startds.items()}
+    assert pool.release_idle(record(), 4) == ["node-3", "node-4"]  # idle and drained already
+    assert {a: len(s.drains) for a, s in connector.startds.items()} == drains
+
+    pool.undrain(record())
+    assert not any(ad.get("Draining") for ad in four_nodes.startds)
+    assert pool.release_idle(record(), 1) == ["node-3"]  # picked afresh, drained again
+    assert len(connector.startds["<10.9.2.3:9618>"].drains) == 2
+
+
+def test_startds_that_do_not_name_their_node_are_never_released(connector: FakeConnector, token_file: Path) -> None:
+    ads = node_ads("node-1", 1)
+    for ad in ads:
+        del ad["BurstNode"]  # started from a DaemonSet made before BurstNode existed
+    with_startds(connector, ads)
+    assert build(connector, token_file).release_idle(record(), 2) == []
+    assert connector.startds == {}
+
+
+def test_release_never_guesses_on_a_blind_read(connector: FakeConnector, token_file: Path) -> None:
+    connector.collectors[COLLECTOR] = FakeCollector(COLLECTOR, unreachable=True)
+    pool = build(connector, token_file)
+    with pytest.raises(FederationError, match=r"releasing idle nodes of burst-c1: .*collector"):
+        pool.release_idle(record(), 2)
+    with pytest.raises(FederationError, match=r"counting the jobs of burst-c1"):
+        pool.running(record())

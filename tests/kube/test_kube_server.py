@@ -273,6 +273,17 @@ def test_injected_fault_answers_once_with_a_status(core: Any, server: KubeApiSer
     assert core.list_node().items == []
 
 
+def test_a_request_hook_runs_just_before_the_matching_request(core: Any, server: KubeApiServer) -> None:
+    server.add_node("n1")
+    server.on_request("PATCH", "/api/v1/nodes/n1", lambda: server.add_pod("raced", node="n1"))
+    assert core.list_namespaced_pod("default").items == []  # not a matching request
+    core.patch_node("n1", {"spec": {"unschedulable": True}})
+    pods = core.list_pod_for_all_namespaces(field_selector="spec.nodeName=n1").items
+    assert [p.metadata.name for p in pods] == ["raced"]
+    core.patch_node("n1", {"spec": {"unschedulable": None}})  # once only
+    assert len(core.list_pod_for_all_namespaces().items) == 1
+
+
 def test_ready_members_stands_in_for_the_federation_controllers(clock: SimClock) -> None:
     with KubeApiServer(clock=clock.now, ready_members=True) as srv:
         srv.create({"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "m"}})
