@@ -99,8 +99,6 @@ class Reconciler:
             elif rec is None:
                 log.warning("plan names unknown cluster %s; skipped", a.cluster_id)
             elif a.op is Op.GROW and rec.state is S.ACTIVE:
-                if rec.nodes > rec.desired_nodes and isinstance(self.federation, ReleasesNodes):
-                    self.federation.undrain(rec)  # a shrink under way: its fenced nodes take work again
                 touched.append(self.store.update(rec, now, desired_nodes=a.nodes))
             elif a.op is Op.SHRINK and rec.state is S.ACTIVE:
                 touched.append(self.store.update(rec, now, desired_nodes=a.nodes, reason=a.reason))

@@ -196,6 +196,10 @@ class HTCondorPool:
         self._config = config
         self._owner = owner
         self._token_path = token_path
+        #: nodes release_idle handed out per cluster: the provider may be deleting them, so undrain
+        #: leaves their startds draining (a job matched there would die with the VM).  In memory
+        #: only: after a restart the released nodes' startds are gone or soon will be.
+        self._handed_out: dict[str, set[str]] = {}
         self._connector = connector
         self._credentials = credentials
         self._api_client = api_client_factory or api_client_from_kubeconfig
@@ -298,7 +302,10 @@ class HTCondorPool:
         cid = cluster.cluster_id
         ads = self._startd_ads_or_fail(cluster, "undraining")
         failed = []
+        leaving = self._handed_out.get(cid, set())
         for ad in condor.unique_by(ads, "MyAddress"):
+            if ad.get(NODE_ATTR) in leaving:
+                continue  # released for removal: its VM may be going away
             where = f"startd {condor.ad_name(ad)} of {cid}"
             try:
                 condor.cancel_drain(self._connector.startd(ad), where=where)
@@ -335,6 +342,7 @@ class HTCondorPool:
                 break
             if self._drain_node(cid, node, idle[node]):
                 released.append(node)
+        self._handed_out.setdefault(cid, set()).update(released)
         return released
 
     def _drain_node(self, cid: str, node: str, slots: list[classad2.ClassAd]) -> bool:
@@ -380,6 +388,7 @@ class HTCondorPool:
         """Delete the DaemonSet, the token Secret and the namespace (only if join created it);
         idempotent."""
         cid = cluster.cluster_id
+        self._handed_out.pop(cid, None)
         kubeconfig = self._kubeconfig_for(cid)
         with self._api_client(kubeconfig) as api:
             core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)

@@ -512,10 +512,12 @@ class MemberNodes:
                 member.patch(NODE, node["metadata"]["name"], patch)
 
     def uncordon_ours(self, member: Kube) -> None:
-        """Uncordon the nodes burst cordoned and forget release picks of nodes still there."""
+        """Uncordon the nodes burst cordoned, except those picked for release: the provider may
+        be deleting them (a pod bound there would die with the VM).  A picked node whose removal
+        failed stays fenced until a later release returns it again."""
         for node in member.list(NODE):
             notes = _annotations(node)
-            if notes.get(CORDONED_BY) == self.owner or notes.get(RELEASED_BY) == self.owner:
+            if notes.get(CORDONED_BY) == self.owner and notes.get(RELEASED_BY) != self.owner:
                 self._give_back(member, node["metadata"]["name"], notes, keep_cordon=False)
 
     def _give_back(self, member: Kube, name: str, notes: dict[str, str], *, keep_cordon: bool) -> None:
@@ -550,7 +552,7 @@ class MemberNodes:
         look and the cordon — is given back (mark dropped, burst's cordon undone); on a
         ``draining`` member it stays cordoned, as drain wants it.  Marked idle nodes beyond
         ``count`` stay marked and cordoned (a provider may be removing them): a later call returns
-        them first, and ``undrain`` gives them back.  See :class:`burst.federation.api.ReleasesNodes`.
+        them first (``undrain`` leaves them fenced).  See :class:`burst.federation.api.ReleasesNodes`.
         """
         if count <= 0:
             return []

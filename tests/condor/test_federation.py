@@ -501,7 +501,7 @@ def test_a_half_drained_node_is_given_back(connector: FakeConnector, token_file:
     assert len(first.drains) == 1 and first.cancels == [None]
 
 
-def test_release_on_a_draining_cluster_and_undrain_clears_the_marks(
+def test_release_on_a_draining_cluster_and_undrain_keeps_released_nodes_drained(
     connector: FakeConnector, token_file: Path, four_nodes: FakeCollector
 ) -> None:
     pool = build(connector, token_file)
@@ -511,9 +511,11 @@ def test_release_on_a_draining_cluster_and_undrain_clears_the_marks(
     assert {a: len(s.drains) for a, s in connector.startds.items()} == drains
 
     pool.undrain(record())
-    assert not any(ad.get("Draining") for ad in four_nodes.startds)
-    assert pool.release_idle(record(), 1) == ["node-3"]  # picked afresh, drained again
-    assert len(connector.startds["<10.9.2.3:9618>"].drains) == 2
+    # the released nodes' VMs may be going away: a job matched there would die, so they stay drained
+    still = {ad.get("BurstNode") for ad in four_nodes.startds if ad.get("Draining")}
+    assert still == {"node-3", "node-4"}
+    assert pool.release_idle(record(), 1) == ["node-3"]  # a retry returns them first, not drained again
+    assert len(connector.startds["<10.9.2.3:9618>"].drains) == 1
 
 
 def test_startds_that_do_not_name_their_node_are_never_released(connector: FakeConnector, token_file: Path) -> None:

@@ -126,16 +126,18 @@ def test_on_a_draining_member_a_busy_node_stays_cordoned_but_is_not_returned(
     assert cordoned(busy_member) == before | {"node-3", "node-4"}  # node-4 not uncordoned while draining
 
 
-def test_undrain_gives_back_the_nodes_not_removed(fed: Fed, busy_member: KubeApiServer) -> None:
+def test_undrain_leaves_nodes_picked_for_release_fenced(fed: Fed, busy_member: KubeApiServer) -> None:
     busy_member.add_node("operator-cordoned", unschedulable=True)
     fed.drain(record())
     assert fed.release_idle(record(), 4) == ["node-3", "node-4"]  # never a node someone else cordoned
     busy_member.delete("v1", "nodes", "node-3")  # the provider removed this one
     fed.undrain(record())
-    assert cordoned(busy_member) == {"operator-cordoned"}
-    assert all(not n["metadata"].get("annotations") for n in nodes(busy_member).values())
-    # taken back into service, the member releases nodes again (and does not cordon the operator's)
-    assert fed.release_idle(record(), 4) == ["node-4"]
+    # node-4 may be on its way out (its VM deleting): a pod bound there would die with it
+    assert cordoned(busy_member) == {"operator-cordoned", "node-4"}
+    assert marked(busy_member) == {"node-4"}
+    assert not any(n["metadata"].get("annotations") for k, n in nodes(busy_member).items() if k != "node-4")
+    # the next release returns it first (a retry of a removal that failed)
+    assert fed.release_idle(record(), 1) == ["node-4"]
 
 
 def test_a_never_joined_member_has_nothing_to_release(fed: Fed) -> None:
