@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from burst.lifecycle import ClusterRecord, ClusterState
-from burst.model import FREEING_OFFSETS_S, Bucket, Demand, Job, Shape
-
-_INF = float("inf")
+from burst.model import Bucket, Demand, Job, Shape
 
 #: free capacity of a released node: below anything a job asks, so nothing fits there
 _GONE = -(1 << 40)
@@ -142,8 +140,6 @@ class Executor:
         self._cpu_levels: list[int] = []  # sorted distinct cpus of shapes with pending jobs
         self._running: list[tuple[float, int, str]] = []  # heap of (end, job, where): where "" = on-prem
         self._placement: dict[int, tuple[str, list[_Alloc]]] = {}
-        #: on-prem jobs with a requested run time, by expected end: (start + limit, job, cores)
-        self._freeing: list[tuple[float, int, int]] = []
         self.clusters: dict[str, _BurstCluster] = {}
         self.pending_cores = 0
         self.pending_jobs = 0
@@ -214,9 +210,6 @@ class Executor:
             self.onprem_free += shape.cpus
             if self.onprem_mem_free is not None:
                 self.onprem_mem_free += shape.memory_mb
-            job = self.jobs[i]
-            if job.limit_s > 0:
-                del self._freeing[bisect.bisect_left(self._freeing, (self._expected_end(i), i))]
             return
         c = self.clusters.get(where)
         if c is None:  # the cluster vanished under a running job: that job was killed
@@ -310,13 +303,6 @@ class Executor:
         self.pending_jobs -= 1
         self.running_cores += job.shape.cpus
         heapq.heappush(self._running, (end, i, where))
-        if where == "" and job.limit_s > 0:
-            bisect.insort(self._freeing, (self._expected_end(i), i, job.shape.cpus))
-
-    def _expected_end(self, i: int) -> float:
-        """What a scheduler knows: start plus the requested run time, never the real run time."""
-        job = self.jobs[i]
-        return job.submit_s + self.wait[i] + job.limit_s
 
     # --- burst capacity (driven by the local federation) -------------------------------------
 
@@ -385,25 +371,7 @@ class Executor:
         buckets = tuple(
             Bucket(q.shape, len(q.jobs), self.now_s - self.jobs[q.jobs[0]].submit_s) for q in self._queues.values()
         )
-        return Demand(
-            now,
-            buckets,
-            self.running_cores,
-            self.onprem_cores,
-            self.onprem_free,
-            onprem_freeing=self._freeing_profile(),
-        )
-
-    def _freeing_profile(self) -> tuple[tuple[float, int], ...]:
-        """Cores on-prem jobs free by each horizon, by their requested run times (overdue ones count
-        as freeing soon)."""
-        out, lo, total, fr = [], 0, 0, self._freeing
-        for offset in FREEING_OFFSETS_S:
-            hi = bisect.bisect_right(fr, (self.now_s + offset, _INF))
-            total += sum(c for _, _, c in fr[lo:hi])
-            lo = hi
-            out.append((offset, total))
-        return tuple(out)
+        return Demand(now, buckets, self.running_cores, self.onprem_cores, self.onprem_free)
 
     def poll(self) -> Demand:
         return self.demand()

@@ -42,10 +42,6 @@ class Bucket:
         return self.shape.cpus * self.count
 
 
-#: Horizons at which a backlog source reports cores freed on-prem (10 min … 12 h).
-FREEING_OFFSETS_S: tuple[float, ...] = (600, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 14400, 21600, 43200)
-
-
 @dataclass(frozen=True, slots=True)
 class Demand:
     """What the on-prem site needs, as a backlog source saw it at ``at``.
@@ -61,20 +57,6 @@ class Demand:
     onprem_free_cores: int = 0
     stale: bool = False
     note: str = ""
-    #: When running on-prem work is expected to free cores (from the jobs' requested run times):
-    #: ``(seconds from at, cores freed by then)`` at the offsets of :data:`FREEING_OFFSETS_S`,
-    #: cumulative.  Empty when the source cannot tell; policies then assume nothing frees.
-    onprem_freeing: tuple[tuple[float, int], ...] = ()
-
-    def onprem_freed_within(self, seconds: float) -> int:
-        """Cores running on-prem work is expected to free within ``seconds`` (a lower step: the
-        largest offset not beyond ``seconds``)."""
-        freed = 0
-        for offset, cores in self.onprem_freeing:
-            if offset > seconds:
-                break
-            freed = cores
-        return freed
 
     @property
     def pending_cores(self) -> int:
@@ -234,18 +216,13 @@ class Quota:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One job of a trace: submit offset (s from the trace start), run time and shape.
-
-    ``limit_s`` is the run time the user asked for (SWF field 9, HTCondor ``MaxRuntime``, a
-    Kubernetes Job's ``activeDeadlineSeconds``; 0 = not given): all a scheduler knows in advance
-    about when a running job frees its cores.  The simulator never looks at ``runtime_s`` for that."""
+    """One job of a trace: submit offset (s from the trace start), run time and shape."""
 
     job_id: int
     submit_s: float
     runtime_s: float
     shape: Shape
     user: str = ""
-    limit_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,7 +196,6 @@ def _parse_swf(path: str, lines: Iterator[str] | io.TextIOBase) -> ParsedTrace:
             req_procs = int(float(parts[7]))
             mem_kb = float(parts[9])
             used_kb = float(parts[6])
-            limit = float(parts[8])
         except ValueError:
             raise TraceError(_swf_problem(path, lineno, parts)) from None
         if min(submit, wait, runtime, procs, req_procs, mem_kb, used_kb) < -1:
@@ -232,8 +231,7 @@ def _parse_swf(path: str, lines: Iterator[str] | io.TextIOBase) -> ParsedTrace:
             job_id = int(parts[0])
         except ValueError:
             job_id = int(float(parts[0]))
-        limit = runtimes.setdefault(limit, limit) if limit > 0 else 0.0
-        jobs.append(make_job(job_id, submit, runtimes.setdefault(runtime, runtime), shape, user, limit))
+        jobs.append(make_job(job_id, submit, runtimes.setdefault(runtime, runtime), shape, user))
         waits.append(wait)
         if submit < last_submit:
             in_order = False

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from burst.api import Bucket, Demand, Duration, Offering, PolicyConfig, PolicyInput, Shape, Want
+from burst.api import Bucket, Duration, Offering, PolicyConfig, PolicyInput, Shape, Want
 from burst.units import format_duration
 
 
@@ -33,11 +33,6 @@ class BacklogPolicyConfig(PolicyConfig):
     headroom: float = Field(default=1.0, gt=0, le=4, description="fraction of the burstable backlog to buy")
     max_cores: int | None = Field(default=None, ge=0, description="never want more burst cores than this")
     campaign: str = Field(default="", description="campaign tag for capacity this policy buys")
-    wait_target: Duration | None = Field(
-        default=None,
-        description="buy only for pending work on-prem cannot start within this wait, counting the cores its "
-        "running jobs free by their requested run times (off: buy for everything beyond free on-prem cores)",
-    )
 
     def build(self) -> BacklogPolicy:
         return BacklogPolicy(self)
@@ -108,8 +103,6 @@ class BacklogPolicy:
         pending = sum(self._cores_needed(cls, b) for b in buckets)
         free = d.onprem_free_cores if cls.startswith("cpu:") else 0
         overflow = max(0, pending - free)
-        if cfg.wait_target is not None and cls.startswith("cpu:") and overflow > 0:
-            overflow = min(overflow, self._late_cores(cls, buckets, free, d))
         raw = busy_burst + int(overflow * cfg.headroom + 0.999)
         if cfg.max_cores is not None:
             raw = min(raw, cfg.max_cores)
@@ -146,21 +139,6 @@ class BacklogPolicy:
         if not reason:
             reason = f"backlog: keeping {m.level} {cls} cores ({pending} pending, {busy_burst} busy on burst capacity)"
         return self._emit(m.level, reason, m, cls)
-
-    def _late_cores(self, cls: str, buckets: list[Bucket], free: int, d: Demand) -> int:
-        """Fluid check of the queue against the wait target: pending work, oldest first, starts on
-        on-prem cores as they free (free now, plus what running jobs free by their requested run
-        times).  A bucket whose work would start later than its slack (target − its oldest wait)
-        must go to burst capacity: the most such work at any point of the queue is what to buy.
-        Requested run times overstate real ones, so this errs towards buying."""
-        assert self.cfg.wait_target is not None
-        target = self.cfg.wait_target.total_seconds()
-        late = queued = 0
-        for b in sorted(buckets, key=lambda b: -b.oldest_wait_s):
-            queued += self._cores_needed(cls, b)
-            on_time = free + d.onprem_freed_within(max(0.0, target - b.oldest_wait_s))
-            late = max(late, queued - on_time)
-        return late
 
     def _node_class(self, inp: PolicyInput, shape: Shape) -> Offering | None:
         """The cheapest offering whose cluster holds a job of ``shape`` (memoised: shapes repeat
