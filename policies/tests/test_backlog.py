@@ -138,3 +138,13 @@ def test_work_no_offering_can_hold_is_left_to_on_prem() -> None:
 def test_max_cores_caps_the_want() -> None:
     p = policy(**{"for": "0s", "max_cores": 150})
     assert total(p, at(T0, 1000)) == 150
+
+
+def test_a_real_spike_bursts_at_once_a_blip_still_waits() -> None:
+    p = policy(at_once_above=1000)
+    assert total(p, at(T0, 400)) == 0  # a blip: has to last `for`
+    [w] = p.want(at(T0 + timedelta(minutes=1), 2000))  # a spike: at once
+    assert w.cores == 2000 and "at once" in w.reason
+    q = policy(at_once_above=1000)
+    assert total(q, at(T0, 1000)) == 0  # not beyond the mark
+    assert total(q, at(T0 + timedelta(minutes=15), 1000)) == 1000  # …so it waited `for`

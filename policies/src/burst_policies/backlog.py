@@ -3,7 +3,8 @@
 It wants as many burst cores as the work that burst capacity could run right now (what already runs
 on burst capacity plus what is pending beyond on-prem), but only moves slowly:
 
-* **up** only after the backlog has stayed above ``pending_cores_above`` for ``for``;
+* **up** only after the backlog has stayed above ``pending_cores_above`` for ``for`` — or at once
+  when it is beyond ``at_once_above`` (a real spike: waiting would only add to every job's wait);
 * **down** only after the want has stayed below the current level for ``idle_after``, and never
   within ``cooldown`` of the last raise — so a flapping queue does not create and delete clusters;
 * never on a *stale* demand: when the on-prem system cannot be read, the last want is held.
@@ -33,6 +34,12 @@ class BacklogPolicyConfig(PolicyConfig):
     headroom: float = Field(default=1.0, gt=0, le=4, description="fraction of the burstable backlog to buy")
     max_cores: int | None = Field(default=None, ge=0, description="never want more burst cores than this")
     campaign: str = Field(default="", description="campaign tag for capacity this policy buys")
+    at_once_above: int | None = Field(
+        default=None,
+        ge=0,
+        description="a backlog of more pending cores than this is a real spike: burst without waiting `for` "
+        "(a small one still has to last `for`, so on-prem can absorb a blip)",
+    )
 
     def build(self) -> BacklogPolicy:
         return BacklogPolicy(self)
@@ -117,12 +124,15 @@ class BacklogPolicy:
         reason = ""
         if raw > m.level:
             m.below_since = None
-            if m.above_since is not None and now - m.above_since >= cfg.for_:
+            sustained = m.above_since is not None and now - m.above_since >= cfg.for_
+            spike = cfg.at_once_above is not None and pending > cfg.at_once_above and overflow > 0
+            if sustained or spike:
                 jobs = sum(b.count for b in buckets)
                 oldest = max((b.oldest_wait_s for b in buckets), default=0.0)
+                lasted = f"for {format_duration(now - m.above_since)}" if sustained and m.above_since else "at once"
                 reason = (
                     f"backlog: {pending} {cls} cores pending ({jobs} jobs, oldest waits {format_duration(oldest)}) "
-                    f"for {format_duration(now - m.above_since)} beyond {free} free on-prem cores"
+                    f"{lasted} beyond {free} free on-prem cores"
                 )
                 m.level, m.raised_at = raw, now
         elif raw < m.level:
