@@ -32,6 +32,8 @@ class Op(StrEnum):
     GROW = "grow"
     SHRINK = "shrink"
     DRAIN = "drain"
+    #: a cluster not yet taking work (planned, provisioning): cancelled and deleted, no drain needed
+    DELETE = "delete"
     UNDRAIN = "undrain"
 
 
@@ -113,7 +115,7 @@ def make_plan(
             continue
         if c.state is S.DRAINING and (d.deadline is None or d.deadline == c.drain_deadline):
             continue  # already leaving, and no new hard stop to set
-        actions.append(replace(_release(c, Op.DRAIN, d.policy, d.reason), deadline=d.deadline))
+        actions.append(replace(_release(c, d.policy, d.reason), deadline=d.deadline))
         live[_key(c)] = [x for x in live[_key(c)] if x.cluster_id != c.cluster_id]
         draining[_key(c)] = [x for x in draining[_key(c)] if x.cluster_id != c.cluster_id]
 
@@ -136,7 +138,7 @@ def make_plan(
                     kept.append(c)
                     continue
                 have -= c.desired_nodes
-                actions.append(_release(c, Op.DRAIN, policy, reason))
+                actions.append(_release(c, policy, reason))
             if k[0] in shrinkable:
                 actions.extend(_shrink(kept, have - want, policy, reason))
     return Plan(tuple(actions), decision)
@@ -170,7 +172,8 @@ def _shrink(clusters: Sequence[ClusterRecord], excess: int, policy: str, reason:
     return out
 
 
-def _release(c: ClusterRecord, op: Op, policy: str, reason: str) -> Action:
+def _release(c: ClusterRecord, policy: str, reason: str) -> Action:
+    op = Op.DELETE if c.state in (S.PLANNED, S.PROVISIONING) else Op.DRAIN
     per_hour = -(c.price_per_hour * c.desired_nodes + c.control_plane_per_hour)
     return Action(
         op, c.cluster_id, c.provider, c.flavor, c.desired_nodes, c.campaign, policy, reason, per_hour, c.currency

@@ -102,7 +102,7 @@ class Reconciler:
                 touched.append(self.store.update(rec, now, desired_nodes=a.nodes))
             elif a.op is Op.SHRINK and rec.state is S.ACTIVE:
                 touched.append(self.store.update(rec, now, desired_nodes=a.nodes, reason=a.reason))
-            elif a.op is Op.DRAIN:
+            elif a.op in (Op.DRAIN, Op.DELETE):
                 touched.append(self.release(rec, a.reason, a.deadline))
             elif a.op is Op.UNDRAIN and rec.state is S.DRAINING:
                 self.federation.undrain(rec)

@@ -1,4 +1,4 @@
-"""The plan diff: create, grow, shrink, drain, undrain — and which cluster to drain."""
+"""The plan diff: create, grow, shrink, drain, delete, undrain — and which cluster to drain."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_undrains_before_buying_but_never_an_operator_drain() -> None:
 def test_nothing_wanted_drains_everything() -> None:
     fleet = [rec("a", 4, 2), rec("b", 2, 1, S.PROVISIONING)]
     plan = make_plan(decide(0), fleet, LIMITS, ids())  # type: ignore[arg-type]
-    assert {a.cluster_id for a in plan.actions if a.op is Op.DRAIN} == {"a", "b"}
+    assert {(a.op, a.cluster_id) for a in plan.actions} == {(Op.DRAIN, "a"), (Op.DELETE, "b")}  # b never ran work
     assert all(a.cost_per_hour < 0 for a in plan.actions)
 
 
