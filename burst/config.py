@@ -53,6 +53,11 @@ class ReconcilerConfig(BaseModel):
     sample_every: Duration = Field(
         default=timedelta(hours=1), description="how often demand/capacity/spend is sampled for reports"
     )
+    release_idle_nodes: bool = Field(
+        default=True,
+        description="give back idle nodes of draining and shrinking clusters where the provider and the "
+        "federation can (off: capacity only leaves with whole drained clusters)",
+    )
 
 
 class SimulationConfig(BaseModel):

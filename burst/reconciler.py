@@ -80,7 +80,7 @@ class Reconciler:
         nodes and the federation can find and fence idle ones.  Elsewhere capacity only leaves
         with whole drained clusters."""
         if self._releases_nodes is None:
-            fed = isinstance(self.federation, ReleasesNodes)
+            fed = self.settings.release_idle_nodes and isinstance(self.federation, ReleasesNodes)
             self._releases_nodes = frozenset(
                 n for n, p in self.providers.items() if fed and isinstance(p, RemovesNodes)
             )
@@ -300,8 +300,9 @@ class Reconciler:
         """Give back up to ``count`` idle nodes: the federation fences them, then the provider
         deletes exactly those.  The ledger keeps billing them until the cloud took them back."""
         prov = self._provider(rec)
-        if not isinstance(prov, RemovesNodes) or not isinstance(self.federation, ReleasesNodes):
+        if rec.provider not in self.releases_nodes():
             return rec
+        assert isinstance(prov, RemovesNodes) and isinstance(self.federation, ReleasesNodes)
         names = self.federation.release_idle(rec, count)
         if not names:
             return rec

@@ -148,3 +148,13 @@ def test_a_real_spike_bursts_at_once_a_blip_still_waits() -> None:
     q = policy(at_once_above=1000)
     assert total(q, at(T0, 1000)) == 0  # not beyond the mark
     assert total(q, at(T0 + timedelta(minutes=15), 1000)) == 1000  # …so it waited `for`
+
+
+def test_free_on_prem_cores_never_absorb_a_job_wider_than_the_machine() -> None:
+    p = policy(**{"for": "0s"}, pending_cores_above=0)
+    # one 80-core job, an idle 64-core machine: the job can only ever run on burst capacity
+    inp = policy_input(T0, offerings=[CPU], dem=demand(T0, 80, onprem=64, running=0, free=64, job_cpus=80))  # type: ignore[arg-type]
+    assert total(p, inp) == 80
+    # a 48-core job fits the machine: its free cores take it
+    inp = policy_input(T0, offerings=[CPU], dem=demand(T0, 48, onprem=64, running=0, free=64, job_cpus=48))  # type: ignore[arg-type]
+    assert total(policy(**{"for": "0s"}, pending_cores_above=0), inp) == 0

@@ -109,7 +109,9 @@ class BacklogPolicy:
             return self._emit(m.level, reason, m, cls)
         pending = sum(self._cores_needed(cls, b) for b in buckets)
         free = d.onprem_free_cores if cls.startswith("cpu:") else 0
-        overflow = max(0, pending - free)
+        # Jobs wider than the whole on-prem machine can never start there: free cores don't absorb them.
+        too_wide = sum(b.cores for b in buckets if b.shape.cpus > d.onprem_cores) if cls.startswith("cpu:") else 0
+        overflow = too_wide + max(0, pending - too_wide - free)
         raw = busy_burst + int(overflow * cfg.headroom + 0.999)
         if cfg.max_cores is not None:
             raw = min(raw, cfg.max_cores)
