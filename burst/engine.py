@@ -110,6 +110,8 @@ class Engine:
         self.clock = clock
         self.store = store
         self.providers = dict(providers)
+        #: the federation, if it can count running jobs (checked once: a Protocol check is slow)
+        self._counter = federation if isinstance(federation, CountsRunning) else None
         self.federation = federation
         self.backlog = backlog
         self.stack = stack
@@ -240,8 +242,8 @@ class Engine:
     def running(self, inp: PolicyInput) -> dict[str, int]:
         """Jobs running on each ACTIVE cluster, when the federation can tell without side effects
         (it picks which clusters to drain); empty when it cannot or the question fails."""
-        fed = self.federation
-        if not isinstance(fed, CountsRunning):
+        fed = self._counter
+        if fed is None:
             return {}
         try:
             return {c.cluster_id: fed.running(c) for c in inp.fleet if c.state is S.ACTIVE}

@@ -48,6 +48,9 @@ class _BurstCluster:
     #: idle nodes handed back for removal (no new job lands there); removed ones never return
     released: set[int] = field(default_factory=set)
     removed: set[int] = field(default_factory=set)
+    #: a job ended or nodes came since the last look for idle nodes (a draining cluster is asked
+    #: every tick; most ticks nothing changed)
+    may_have_idle: bool = True
 
     @property
     def live_nodes(self) -> int:
@@ -67,12 +70,14 @@ class _BurstCluster:
             self.free_cpu[n], self.free_mem[n], self.free_gpu[n] = self.cpus, self.memory_mb, self.gpus
         self.released &= self.removed
         self.widest = None
+        self.may_have_idle = True
 
     def add_nodes(self, n: int) -> None:
         self.free_cpu += [self.cpus] * n
         self.free_mem += [self.memory_mb] * n
         self.free_gpu += [self.gpus] * n
         self.widest = None
+        self.may_have_idle = True
 
     def widest_fit(self) -> int:
         """Cached between allocations: the scheduler asks on every step, nodes change rarely."""
@@ -220,6 +225,7 @@ class Executor:
             c.free_mem[n] += mem
             c.free_gpu[n] += gpu
         c.widest = None
+        c.may_have_idle = True
         c.running -= 1
         c.busy_cores -= shape.cpus
         self.burst_busy_cores -= shape.cpus
@@ -330,7 +336,10 @@ class Executor:
         if c is None or count <= 0:
             return []
         pending = sorted(c.released - c.removed)[:count]
-        fresh = [n for n in range(len(c.free_cpu) - 1, -1, -1) if n not in c.released and c.idle(n)]
+        fresh = []
+        if c.may_have_idle:
+            fresh = [n for n in range(len(c.free_cpu) - 1, -1, -1) if n not in c.released and c.idle(n)]
+            c.may_have_idle = len(fresh) > count - len(pending)  # some idle nodes stay for next time
         chosen = pending + fresh[: count - len(pending)]
         for n in chosen:
             c.release(n)
