@@ -45,6 +45,7 @@ class LowerBound:
     currency: str
     wait_target_s: float
     jobs_considered: int
+    combined_core_hours: float = 0.0
 
     @property
     def cost(self) -> float:
@@ -75,10 +76,15 @@ def can_burst(job: Job, offerings: Sequence[Offering], limits: Mapping[str, Prov
     return False
 
 
-def mandatory_excess_s(jobs: Sequence[Job], onprem_cores: int, wait_s: float, onprem_only: Sequence[Job] = ()) -> float:
-    """∫ max(0, M(t) − free(t)) dt in core-seconds: M(t) the cores burstable jobs certainly use at
-    t, free(t) what on-prem has left once the jobs only it can run (``onprem_only``) certainly use
-    theirs (never below 0)."""
+#: A piecewise-constant function of time: ``(t, value from t on)``, sorted; 0 before the first point.
+Profile = list[tuple[float, float]]
+
+
+def _mandatory_profiles(
+    jobs: Sequence[Job], onprem_cores: int, wait_s: float, onprem_only: Sequence[Job]
+) -> tuple[Profile, Profile]:
+    """``(M(t) − free(t), free(t) − M(t))`` as profiles: M(t) the cores burstable jobs certainly use
+    at t, free(t) what on-prem has left once the jobs only it can run certainly use theirs."""
     events: list[tuple[float, int, int]] = []  # (time, Δ burstable, Δ on-prem only)
     for j in jobs:
         if j.runtime_s > wait_s:
@@ -89,56 +95,92 @@ def mandatory_excess_s(jobs: Sequence[Job], onprem_cores: int, wait_s: float, on
             events.append((j.submit_s + wait_s, 0, j.shape.cpus))
             events.append((j.submit_s + j.runtime_s, 0, -j.shape.cpus))
     events.sort()
+    over: Profile = []
+    residual: Profile = [(-float("inf"), float(onprem_cores))]
     load = fixed = 0
-    last, excess = 0.0, 0.0
     for t, delta, delta_fixed in events:
-        free = max(0, onprem_cores - fixed)
-        if load > free:
-            excess += (load - free) * (t - last)
         load += delta
         fixed += delta_fixed
-        last = t
-    return excess
+        free = max(0, onprem_cores - fixed)
+        over.append((t, float(max(0, load - free))))
+        residual.append((t, float(max(0, free - load))))
+    return over, residual
 
 
-def edf_excess_s(jobs: Sequence[Job], onprem_cores: int, wait_s: float) -> float:
-    """Work (core-seconds) a fluid EDF server of rate C cannot finish by the jobs' deadlines."""
-    order = sorted(jobs, key=lambda j: j.submit_s)
+def _integral(profile: Profile) -> float:
+    return sum(v * (profile[k + 1][0] - t) for k, (t, v) in enumerate(profile[:-1]) if v)
+
+
+def mandatory_excess_s(jobs: Sequence[Job], onprem_cores: int, wait_s: float, onprem_only: Sequence[Job] = ()) -> float:
+    """∫ max(0, M(t) − free(t)) dt in core-seconds (see :func:`_mandatory_profiles`)."""
+    return _integral(_mandatory_profiles(jobs, onprem_cores, wait_s, onprem_only)[0])
+
+
+def _edf_lost(work: Sequence[tuple[float, float, float]], capacity: Profile) -> float:
+    """Work a fluid earliest-deadline-first server with time-varying ``capacity`` cannot finish by
+    the deadlines; ``work`` is ``(release, deadline, core-seconds)``.  EDF maximises the work a
+    single fluid server finishes by the deadlines (any work done counts), so this is the least that
+    must be done elsewhere."""
+    order = sorted(work)
     heap: list[tuple[float, int, float]] = []  # (deadline, seq, remaining work)
-    rate = float(onprem_cores)
-    now, lost, i, seq = 0.0, 0.0, 0, 0
+    caps = [*capacity, (float("inf"), 0.0)]
+    ci = 0  # caps[ci] holds at `now`
+    now, lost, i, seq = -float("inf"), 0.0, 0, 0
     while i < len(order) or heap:
-        nxt = order[i].submit_s if i < len(order) else float("inf")
-        # Serve the queue until the next release.
+        nxt = order[i][0] if i < len(order) else float("inf")
         while heap and now < nxt:
-            deadline, s, work = heap[0]
+            while caps[ci + 1][0] <= now:
+                ci += 1
+            rate, change = caps[ci][1], caps[ci + 1][0]
+            deadline, s, left = heap[0]
             if deadline <= now:
                 heapq.heappop(heap)
-                lost += work
+                lost += left
                 continue
-            if rate <= 0:
-                heapq.heappop(heap)
-                lost += work
-                continue
-            until = min(nxt, deadline, now + work / rate)
-            if until <= now:  # work too small to move the clock (float resolution): finished
+            until = min(nxt, deadline, change, now + left / rate if rate > 0 else float("inf"))
+            if until == float("inf"):  # no capacity ever again: everything queued is lost
+                lost += sum(w for _, _, w in heap)
+                heap.clear()
+                break
+            if until <= now:  # too little work to move the clock (float resolution): finished
                 heapq.heappop(heap)
                 continue
             done = (until - now) * rate
             now = until
-            if done >= work * (1 - 1e-12):
+            if done >= left * (1 - 1e-12):
                 heapq.heappop(heap)
-            else:
-                heapq.heapreplace(heap, (deadline, s, work - done))
+            elif done > 0:
+                heapq.heapreplace(heap, (deadline, s, left - done))
         if i >= len(order):
             break
         now = max(now, nxt)
-        while i < len(order) and order[i].submit_s <= now:
-            j = order[i]
-            heapq.heappush(heap, (j.submit_s + wait_s + j.runtime_s, seq, j.shape.cpus * j.runtime_s))
+        while i < len(order) and order[i][0] <= now:
+            _, deadline, w = order[i]
+            heapq.heappush(heap, (deadline, seq, w))
             seq += 1
             i += 1
     return lost
+
+
+def edf_excess_s(jobs: Sequence[Job], onprem_cores: int, wait_s: float) -> float:
+    """Work (core-seconds) a fluid EDF server of rate C cannot finish by the jobs' deadlines."""
+    work = [(j.submit_s, j.submit_s + wait_s + j.runtime_s, float(j.shape.cpus * j.runtime_s)) for j in jobs]
+    return _edf_lost(work, [(-float("inf"), float(onprem_cores))])
+
+
+def combined_excess_s(jobs: Sequence[Job], onprem_cores: int, wait_s: float, onprem_only: Sequence[Job] = ()) -> float:
+    """Both relaxations at once.  A job started within ``W`` of its submit certainly runs over
+    ``[r + W, r + p]`` (its mandatory part, fixed in time); the rest of its work, ``c·min(p, W)``,
+    falls somewhere in ``[r, r + W + p]``.  At any time the cloud must run what on-prem cannot:
+    ``(M + F − free)⁺ = (M − free)⁺ + (F − (free − M)⁺)⁺`` (exact: one of the two terms is 0), so
+    the least bought is the mandatory excess plus what a fluid EDF server with the *residual*
+    on-prem capacity ``(free − M)⁺`` leaves of the flexible parts.  Fixing the mandatory parts in
+    time only adds constraints to the EDF relaxation, so this is never below either bound alone."""
+    over, residual = _mandatory_profiles(jobs, onprem_cores, wait_s, onprem_only)
+    flexible = [
+        (j.submit_s, j.submit_s + wait_s + j.runtime_s, float(j.shape.cpus * min(j.runtime_s, wait_s))) for j in jobs
+    ]
+    return _integral(over) + _edf_lost(flexible, residual)
 
 
 def lower_bound(
@@ -154,5 +196,6 @@ def lower_bound(
         (considered if can_burst(j, offerings, limits) else onprem_only).append(j)
     mand = mandatory_excess_s(considered, onprem_cores, wait_target_s, onprem_only) / 3600
     edf = edf_excess_s(considered, onprem_cores, wait_target_s) / 3600
+    both = combined_excess_s(considered, onprem_cores, wait_target_s, onprem_only) / 3600
     price, currency = cheapest_price(offerings, limits)
-    return LowerBound(max(mand, edf), mand, edf, price, currency, wait_target_s, len(considered))
+    return LowerBound(max(mand, edf, both), mand, edf, price, currency, wait_target_s, len(considered), both)

@@ -137,7 +137,8 @@ def bench_trace(
                 lb.currency,
                 note=(
                     f"{lb.core_hours:,.0f} burst core-hours (mandatory {lb.mandatory_core_hours:,.0f}, "
-                    f"EDF {lb.edf_core_hours:,.0f}) at {lb.price_per_core_hour:.4f} {lb.currency}/core-h, "
+                    f"EDF {lb.edf_core_hours:,.0f}, both {lb.combined_core_hours:,.0f}) "
+                    f"at {lb.price_per_core_hour:.4f} {lb.currency}/core-h, "
                     f"every job within {format_duration(lb.wait_target_s)}"
                 ),
             )

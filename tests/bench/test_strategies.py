@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.lower_bound import cheapest_price, edf_excess_s, lower_bound, mandatory_excess_s
+from bench.lower_bound import cheapest_price, combined_excess_s, edf_excess_s, lower_bound, mandatory_excess_s
 from bench.strategies import (
     STRATEGIES,
     CobaldPolicy,
@@ -80,6 +80,29 @@ def test_edf_bound_catches_many_short_jobs() -> None:
     lb = lower_bound(jobs, 4, [CHEAP], LIMITS, H)
     assert lb.edf_core_hours == pytest.approx(20 - 6)
     assert lb.core_hours == pytest.approx(14)
+
+
+def test_both_relaxations_at_once_catch_what_each_misses() -> None:
+    # 10 on-prem cores.  A (10 cores, 3 h) must start by 1 h, so it fills on-prem over [1 h, 3 h];
+    # B (10 cores, 1 h, submitted at 1 h) must start by 2 h: it overlaps A by 1 h whatever is done.
+    a, b = job(1, 0, 3, 10), job(2, 1, 1, 10)
+    assert mandatory_excess_s([a, b], 10, H) == 0  # B is short: no mandatory part
+    assert edf_excess_s([a, b], 10, H) == 0  # fluid, A's work slides around B
+    assert combined_excess_s([a, b], 10, H) == pytest.approx(10 * H)
+    lb = lower_bound([a, b], 10, [CHEAP], LIMITS, H)
+    assert lb.core_hours == lb.combined_core_hours == pytest.approx(10)
+
+
+def test_the_combined_bound_is_never_below_either_alone() -> None:
+    import random
+
+    rng = random.Random(3)
+    for _ in range(30):
+        jobs = [job(i, rng.uniform(0, 6), rng.uniform(0.1, 4), rng.choice([1, 2, 4, 8])) for i in range(25)]
+        jobs.sort(key=lambda j: j.submit_s)
+        both = combined_excess_s(jobs, 8, H)
+        assert both >= mandatory_excess_s(jobs, 8, H) - 1e-6
+        assert both >= edf_excess_s(jobs, 8, H) - 1e-6
 
 
 def test_jobs_no_offering_holds_are_left_out() -> None:
