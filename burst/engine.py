@@ -118,7 +118,7 @@ class Engine:
         self.owner = cfg.file.installation
         self.reconciler = Reconciler(store, self.providers, federation, clock, cfg.file.reconciler, self.owner)
         self.limits = {
-            name: ProviderLimits(p.max_nodes, p.max_clusters, p.nodes_per_cluster, p.priority)
+            name: ProviderLimits(p.max_nodes, p.max_clusters, p.nodes_per_cluster, p.priority, p.min_nodes)
             for name, p in cfg.providers.items()
         }
         self._offerings = self._collect_offerings()

@@ -70,6 +70,8 @@ class ProviderLimits:
     max_clusters: int
     nodes_per_cluster: int
     priority: int = 0
+    #: a warm pool: nodes kept on this provider whatever the backlog, within budget
+    min_nodes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,9 @@ class Want:
     prefer: tuple[str, ...] = ()
     #: When capacity bought for this want is expected to be released (for committed-spend checks).
     until: datetime | None = None
+    #: A provider floor (``providers.<name>.min_nodes``): placement tops this provider up to
+    #: ``cores``, counting what the other wants put there, and places it nowhere else.
+    floor_of: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +197,23 @@ def merge_wants(wants: Sequence[Want]) -> list[Want]:
     return out
 
 
+def floor_wants(inp: PolicyInput) -> list[Want]:
+    """One want per provider with ``min_nodes``: that many nodes of its largest CPU offering (the
+    most the floor can cost; placement picks the flavor).  It goes through the limit policies like
+    any want, so a budget can still cut it."""
+    out = []
+    for prov, lim in sorted(inp.limits.items()):
+        if lim.min_nodes <= 0:
+            continue
+        cpu = [o for o in inp.offerings if o.provider == prov and o.gpus == 0]
+        if not cpu:
+            continue
+        off = max(cpu, key=lambda o: (o.cpus, o.price_per_hour))
+        reason = f"floor: keep {lim.min_nodes} nodes on {prov} (providers.{prov}.min_nodes)"
+        out.append(Want(lim.min_nodes * off.cpus, "floor", reason, prefer=(prov,), floor_of=prov))
+    return out
+
+
 def _is_gpu(w: Want) -> bool:
     return bool(w.shape and w.shape.gpus)
 
@@ -219,12 +241,15 @@ class PolicyStack:
         self.capacity = list(capacity)
         self.limits = list(limits)
         self.placement = placement
+        #: keep the providers' ``min_nodes`` warm pools (a simulation turns this off when its
+        #: trace is over: the season has ended, so they are not leaks to report)
+        self.floors = True
 
     def decide(self, inp: PolicyInput) -> Decision:
         wants: list[Want] = []
         for p in self.capacity:
             wants.extend(p.want(inp))
-        merged = merge_wants(wants)
+        merged = merge_wants(wants) + (floor_wants(inp) if self.floors else [])
         drains: list[ForcedDrain] = []
         notes: list[str] = []
         for lim in self.limits:

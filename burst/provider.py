@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from burst.clock import Clock
 from burst.model import CloudCluster, ClusterSpec, Offering, Quota
@@ -120,10 +120,21 @@ class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: str
     max_nodes: int = Field(default=1000, ge=0, description="most nodes across this provider's clusters")
+    min_nodes: int = Field(
+        default=0,
+        ge=0,
+        description="keep at least this many nodes here whatever the backlog (a warm pool), within budget",
+    )
     max_clusters: int = Field(default=20, ge=0)
     nodes_per_cluster: int = Field(default=50, ge=1, description="nodes in one burst cluster")
     priority: int = Field(default=0, description="higher is preferred when placement is 'priority'")
     prices: dict[str, PriceOverride] = Field(default_factory=dict, description="flavor → price override")
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> ProviderConfig:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"min_nodes ({self.min_nodes}) is more than max_nodes ({self.max_nodes})")
+        return self
 
     def build(self, name: str, ctx: ProviderContext) -> Provider:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -150,8 +150,10 @@ def simulate(
         peak = max(peak, live)
         if progress is not None and ticks % 200 == 0:
             progress(t, horizon)
-        if executor.done and not fleet:
-            break
+        if executor.done:
+            engine.stack.floors = False  # the season is over: warm pools go too
+            if not fleet:
+                break
         if t >= horizon:
             break  # jobs still waiting never started (reported); clusters left are leaks
         if engine.idle() and executor.pending_jobs == 0:

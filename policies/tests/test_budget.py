@@ -414,3 +414,14 @@ def test_budget_hit_mid_window_never_passes_the_cap_over_a_simulated_sequence() 
     assert [cid for cid, _ in sim.drained_order] == ["b0", "m3", "m2", "m1", "m0"]
     assert all(newest for _, newest in sim.drained_order)
     assert notes[0].endswith("at 190.10 EUR/h the money runs out around 12 Mar 04:36, then clusters are drained")
+
+
+def test_a_provider_floor_is_cut_by_the_budget_like_any_want() -> None:
+    from burst.policy import floor_wants
+
+    limits = {"tsystems": ProviderLimits(40, 10, 8, min_nodes=2)}
+    inp = policy_input(NOW, offerings=[TS], limits=limits, spend=Spend("EUR", month_to_date=40100))
+    [floor] = floor_wants(inp)
+    assert budget().limit(inp, [floor]).wants == ()  # the cap is passed: no warm pool either
+    inp = policy_input(NOW, offerings=[TS], limits=limits, spend=Spend("EUR", month_to_date=100))
+    assert [(w.cores, w.floor_of) for w in budget().limit(inp, [floor]).wants] == [(16, "tsystems")]

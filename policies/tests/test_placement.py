@@ -101,3 +101,27 @@ def test_two_wants_never_keep_the_same_nodes_twice() -> None:
     wants = [Want(128, "backlog", "small", shape=Shape(1, 1000)), Want(128, "backlog", "wide", shape=Shape(16, 1000))]
     got = place(wants=wants, fleet=fleet, limits=limits, offerings=[AWS])
     assert sum(t.nodes for t in got if t.offering.provider == "aws") == 8
+
+
+def test_a_provider_floor_tops_up_only_what_other_wants_leave_there() -> None:
+    from burst.policy import PolicyStack, floor_wants
+
+    limits = {**LIMITS, "tsystems": ProviderLimits(40, 10, 8, min_nodes=3)}
+    p: PlacementPolicy = PlacementConfig.model_validate({"kind": "placement"}).build()
+    inp = policy_input(T0, offerings=[TS, AWS, GCE, GPU], limits=limits)
+    [floor] = floor_wants(inp)
+    assert (floor.cores, floor.floor_of, floor.prefer) == (24, "tsystems", ("tsystems",))  # 3 × 8 cores
+    assert "providers.tsystems.min_nodes" in floor.reason
+    # nothing else wanted: the floor alone, on its own provider although gce is cheaper
+    assert nodes(place(wants=[floor], limits=limits)) == {"tsystems": 3}
+    # a schedule window already puts 2 nodes there: the floor adds 1, not 3
+    window = Want(16, "schedule", "w", campaign="moriond", prefer=("tsystems",))
+    assert nodes(place(wants=[floor, window], limits=limits)) == {"tsystems": 3}
+    # backlog capacity goes to the cheapest provider as before; the floor stays on tsystems
+    assert nodes(place(wants=[Want(160, "backlog", "b"), floor], limits=limits)) == {"gce": 20, "tsystems": 3}
+    # a provider backing off after a quota error gets no floor this tick
+    off = place(wants=[floor], limits=limits, backoff={"tsystems": T0 + timedelta(minutes=5)})
+    assert off == []
+    # the stack adds floors itself, after merging the capacity wants
+    decision = PolicyStack([], [], p).decide(inp)
+    assert [(t.offering.provider, t.nodes, t.policy) for t in decision.targets] == [("tsystems", 3, "floor")]

@@ -59,6 +59,7 @@ def test_example_config_is_valid() -> None:
             "unknown provider kind 'azure'",
         ),
         (GOOD.replace("max_nodes: 10", "max_nodes: -1"), 5, "providers.aws.max_nodes", "greater than or equal"),
+        (GOOD.replace("max_nodes: 10", "max_nodes: 10, min_nodes: 12"), 5, "providers.aws", "min_nodes (12) is more"),
         (GOOD.replace("for: 15m", "for: soon"), 8, "policies.0.for", "not a duration"),
         (GOOD.replace("kind: backlog", "kind: clairvoyant"), 8, "policies.0.kind", "unknown policy kind"),
         (GOOD.replace("onprem:\n  cores: 100\n", ""), 1, "onprem", "required field is missing"),

@@ -160,3 +160,23 @@ def test_releasing_idle_nodes_cuts_spend_and_kills_nothing(tmp_path: Path) -> No
     # The same jobs ran on burst capacity at about the same time; idle nodes were not paid for.
     assert released.node_hours < 0.9 * kept.node_hours
     assert released.cost_total < 0.9 * kept.cost_total
+
+
+def test_a_provider_floor_keeps_a_warm_pool_and_leaves_with_the_season(tmp_path: Path) -> None:
+    trace = load_trace(slice_of(TRACES / "KTH-SP2-1996-2.1-cln.swf.gz", tmp_path, 1500))
+    providers = dict(SEASON_CONFIG["providers"])  # type: ignore[call-overload]
+    floored = {**providers, "tsystems": {**providers["tsystems"], "min_nodes": 2}}
+    warm, store = simulate(
+        make_config({**SEASON_CONFIG, "providers": floored}), trace, onprem_cores=64, keep_store=True
+    )
+    cold, _ = simulate(make_config(SEASON_CONFIG), trace, onprem_cores=64)
+    assert warm.leaked_clusters == 0 and warm.killed_jobs == 0
+    # two tsystems nodes were paid for the whole season, on top of what the backlog bought
+    hours = (trace.jobs[-1].submit_s - trace.jobs[0].submit_s) / 3600
+    ts_node_hours = sum(
+        s.quantity * (s.end - s.start).total_seconds() / 3600
+        for s in store.ledger()
+        if s.provider == "tsystems" and s.item == "nodes" and s.end is not None
+    )
+    assert ts_node_hours >= 2 * hours * 0.95
+    assert warm.cost_total > cold.cost_total

@@ -90,9 +90,18 @@ class PlacementPolicy:
             return max(0, int(min(nodes, 10**9)))
 
         targets: list[Target] = []
-        for want in sorted(wants, key=lambda w: (w.campaign, w.cores)):
+        placed: dict[str, int] = defaultdict(int)  # nodes targeted per provider this tick
+        # Provider floors last: they only top up, in nodes, what the other wants leave on their provider.
+        for want in sorted(wants, key=lambda w: (bool(w.floor_of), w.campaign, w.cores)):
             cands = self.candidates(inp, want)
             remaining = want.cores
+            if want.floor_of:
+                cands = [o for o in cands if o.provider == want.floor_of]
+                lim = inp.limits.get(want.floor_of)
+                missing = (lim.min_nodes if lim else 0) - placed[want.floor_of]
+                if missing <= 0 or not cands:
+                    continue
+                remaining = min(remaining, missing * cands[0].cpus)  # a budget may have cut the floor
             chosen: dict[tuple[str, str], int] = {}
             # 1. Keep what this campaign already has on offerings that can still hold the work.
             for off in sorted(cands, key=lambda o: -have[(o.provider, o.flavor, want.campaign)]):
@@ -132,6 +141,7 @@ class PlacementPolicy:
                 note = "" if remaining <= 0 else f"; {remaining} cores could not be placed (limits/quota)"
                 reason = f"{want.reason} → {nodes}× {flavor} on {prov} ({self.cfg.strategy}){note}"
                 targets.append(Target(off, nodes, want.campaign, want.policy, reason))
+                placed[prov] += nodes
         return targets
 
     @staticmethod
