@@ -146,6 +146,8 @@ class Executor:
         self._running: list[tuple[float, int, str]] = []  # heap of (end, job, where): where "" = on-prem
         self._placement: dict[int, tuple[str, list[_Alloc]]] = {}
         self.clusters: dict[str, _BurstCluster] = {}
+        #: the widest job any schedulable cluster fits now; None = recompute (a cluster changed)
+        self._burst_widest: int | None = None
         self.pending_cores = 0
         self.pending_jobs = 0
         self.running_cores = 0
@@ -225,6 +227,7 @@ class Executor:
             c.free_mem[n] += mem
             c.free_gpu[n] += gpu
         c.widest = None
+        self._burst_widest = None
         c.may_have_idle = True
         c.running -= 1
         c.busy_cores -= shape.cpus
@@ -234,31 +237,37 @@ class Executor:
 
     def _max_free(self) -> int:
         """The widest job that could start somewhere now (on-prem, or whole free nodes of a cluster)."""
-        best = self.onprem_free
-        for c in self.clusters.values():
-            if c.schedulable and c.free_cpu:
-                best = max(best, c.widest_fit())
-        return best
+        widest = self._burst_widest
+        if widest is None:
+            widest = 0
+            for c in self.clusters.values():
+                if c.schedulable and c.free_cpu:
+                    w = c.widest_fit()
+                    widest = max(widest, w)
+            self._burst_widest = widest
+        return max(self.onprem_free, widest)
 
     def schedule(self) -> None:
         """Start pending jobs, oldest first among the shapes that can fit somewhere now."""
         if not self.pending_jobs:
             return
-        blocked: set[Shape] = set()
+        blocked: set[int] = set()  # id() of queues whose oldest job found no room this round
+        levels = self._cpu_levels
         while True:
             max_free = self._max_free()
-            hi = bisect.bisect_right(self._cpu_levels, max_free)
-            if hi == 0:
+            if not levels or levels[0] > max_free:
                 return
             best: _Queue | None = None
+            oldest = 0
             for q in self._queues.values():
-                if q.shape.cpus <= max_free and q.shape not in blocked and (best is None or q.jobs[0] < best.jobs[0]):
+                if q.shape.cpus <= max_free and (best is None or q.jobs[0] < oldest) and id(q) not in blocked:
                     best = q
+                    oldest = q.jobs[0]
             if best is None:
                 return
-            i = best.jobs[0]
+            i = oldest
             if not self._place(i):
-                blocked.add(best.shape)
+                blocked.add(id(best))
                 continue
             best.jobs.popleft()
             if not best.jobs:
@@ -281,7 +290,8 @@ class Executor:
             self._started(i, end, "")
             return True
         for cid, c in self.clusters.items():
-            if not c.schedulable or s.gpus > c.gpus:
+            if not c.schedulable or s.gpus > c.gpus or c.widest_fit() < s.cpus:
+                # widest_fit() is at least every node's free cores and all whole free nodes together
                 continue
             alloc = _fit_one_node(c, s) if s.cpus <= c.cpus and s.memory_mb <= c.memory_mb else _fit_spanning(c, s)
             if alloc is None:
@@ -291,6 +301,7 @@ class Executor:
                 c.free_mem[n] -= mem
                 c.free_gpu[n] -= gpu
             c.widest = None
+            self._burst_widest = None
             c.running += 1
             c.busy_cores += s.cpus
             self.burst_busy_cores += s.cpus
@@ -313,6 +324,7 @@ class Executor:
     # --- burst capacity (driven by the local federation) -------------------------------------
 
     def attach(self, cluster: ClusterRecord) -> None:
+        self._burst_widest = None
         if cluster.cluster_id in self.clusters:
             self.clusters[cluster.cluster_id].schedulable = True
             return
@@ -324,6 +336,8 @@ class Executor:
     def set_schedulable(self, cluster_id: str, schedulable: bool) -> None:
         c = self.clusters.get(cluster_id)
         if c is not None:
+            if schedulable or c.schedulable:  # take_back() below may free released nodes too
+                self._burst_widest = None
             c.schedulable = schedulable
             if schedulable:
                 c.take_back()
@@ -343,6 +357,7 @@ class Executor:
         chosen = pending + fresh[: count - len(pending)]
         for n in chosen:
             c.release(n)
+            self._burst_widest = None
         return [node_name(cluster_id, n) for n in chosen]
 
     def running_on(self, cluster_id: str) -> int:
@@ -351,6 +366,7 @@ class Executor:
 
     def detach(self, cluster_id: str) -> None:
         c = self.clusters.pop(cluster_id, None)
+        self._burst_widest = None
         if c is not None and c.running:
             # Jobs still there would die with the cluster; _finish counts them as killed.
             self.burst_busy_cores -= c.busy_cores
@@ -367,6 +383,7 @@ class Executor:
                 c.removed.update(sorted(c.released - c.removed)[: c.live_nodes - rec.nodes])
             elif rec.state is ClusterState.ACTIVE and rec.nodes > c.live_nodes:
                 c.add_nodes(rec.nodes - c.live_nodes)
+                self._burst_widest = None
                 grew = True
         if grew:
             self.schedule()
