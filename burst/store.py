@@ -21,7 +21,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, insert, select, update
+from sqlalchemy import Engine, Integer, bindparam, cast, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -40,6 +40,18 @@ _UPDATE_CLUSTER = (
     .values({name: bindparam(name) for name in _RECORD_FIELDS if name != "cluster_id"})
 )
 _CLOSE_SEGMENT = update(t.ledger).where(t.ledger.c.id == bindparam("_id")).values(end=bindparam("end"))
+_INSERT_CLUSTER = t.clusters.insert()
+_INSERT_TRANSITION = t.transitions.insert()
+_INSERT_SEGMENT = t.ledger.insert()
+_INSERT_SAMPLE = t.samples.insert()
+# One atomic statement (SQLite ≥ 3.35 and PostgreSQL both have RETURNING): no read-then-write race
+# with another process numbering a cluster meanwhile.
+_NEXT_CLUSTER_NUMBER = (
+    update(t.meta)
+    .where(t.meta.c.key == "cluster_seq")
+    .values(value=cast(cast(t.meta.c.value, Integer) + 1, t.meta.c.value.type))
+    .returning(t.meta.c.value)
+)
 
 
 def _row(rec: ClusterRecord) -> dict[str, Any]:
@@ -122,6 +134,7 @@ class Store:
             ) from err
         self.installation = installation
         self._fleet: dict[str, ClusterRecord] = {}
+        self._fleet_sorted: list[ClusterRecord] | None = None  # fleet() order, until the fleet changes
         self._open: dict[int, LedgerSegment] = {}
         self._closed_by_month: dict[tuple[int, int], float] = defaultdict(float)
         self._closed_by_campaign: dict[str, float] = defaultdict(float)
@@ -170,6 +183,7 @@ class Store:
             )
 
     def _load(self) -> None:
+        self._fleet_sorted = None
         with self.engine.connect() as conn:
             for row in conn.execute(select(t.clusters).where(t.clusters.c.state != S.REMOVED.value)):
                 rec = self._record(row._mapping)
@@ -231,7 +245,9 @@ class Store:
 
     def fleet(self) -> list[ClusterRecord]:
         """Every cluster not yet REMOVED, oldest first."""
-        return sorted(self._fleet.values(), key=lambda c: (c.created_at, c.cluster_id))
+        if self._fleet_sorted is None:
+            self._fleet_sorted = sorted(self._fleet.values(), key=lambda c: (c.created_at, c.cluster_id))
+        return list(self._fleet_sorted)
 
     def get(self, cluster_id: str) -> ClusterRecord | None:
         rec = self._fleet.get(cluster_id)
@@ -248,9 +264,7 @@ class Store:
 
     def next_cluster_number(self) -> int:
         with self.engine.begin() as conn:
-            cur = int(conn.execute(select(t.meta.c.value).where(t.meta.c.key == "cluster_seq")).scalar_one())
-            conn.execute(update(t.meta).where(t.meta.c.key == "cluster_seq").values(value=str(cur + 1)))
-        return cur + 1
+            return int(conn.execute(_NEXT_CLUSTER_NUMBER).scalar_one())
 
     def add(self, rec: ClusterRecord, reason: str) -> ClusterRecord:
         """Record a new PLANNED cluster: the intent, before any cloud call."""
@@ -259,9 +273,9 @@ class Store:
         with self.engine.begin() as conn:
             vals = _row(rec)
             vals["state"] = rec.state.value
-            conn.execute(t.clusters.insert(), vals)
+            conn.execute(_INSERT_CLUSTER, vals)
             conn.execute(
-                t.transitions.insert(),
+                _INSERT_TRANSITION,
                 dict(
                     cluster_id=rec.cluster_id,
                     at=rec.state_since,
@@ -271,6 +285,7 @@ class Store:
                 ),
             )
         self._fleet[rec.cluster_id] = rec
+        self._fleet_sorted = None
         return rec
 
     def transition(
@@ -282,7 +297,7 @@ class Store:
         with self.engine.begin() as conn:
             self._write(conn, new, rec.state)
             conn.execute(
-                t.transitions.insert(),
+                _INSERT_TRANSITION,
                 dict(
                     cluster_id=rec.cluster_id, at=at, from_state=rec.state.value, to_state=target.value, reason=reason
                 ),
@@ -328,6 +343,7 @@ class Store:
             self._fleet.pop(rec.cluster_id, None)
         else:
             self._fleet[rec.cluster_id] = rec
+        self._fleet_sorted = None
 
     def transitions(self, cluster_id: str | None = None) -> list[dict[str, Any]]:
         q = select(t.transitions).order_by(t.transitions.c.id)
@@ -365,7 +381,7 @@ class Store:
                 start=at,
                 end=None,
             )
-            seg_id = conn.execute(t.ledger.insert(), vals).inserted_primary_key[0]  # type: ignore[index]
+            seg_id = conn.execute(_INSERT_SEGMENT, vals).inserted_primary_key[0]  # type: ignore[index]
             vals.pop("start")
             vals.pop("end")
             self._open[int(seg_id)] = LedgerSegment(int(seg_id), start=at, end=None, **vals)  # type: ignore[arg-type]
@@ -392,8 +408,16 @@ class Store:
         by_campaign = dict(self._closed_by_campaign)
         burn = 0.0
         for seg in self._open.values():
-            month += seg.cost_between(month_start, now)
-            by_campaign[seg.campaign] = by_campaign.get(seg.campaign, 0.0) + seg.cost(now)
+            # seg.cost_between(month_start, now) and seg.cost(now) of an open segment, inlined
+            # (the same arithmetic, so the same floats): this runs for every segment every tick.
+            start = seg.start
+            cost = max(0.0, (now - start).total_seconds() / 3600) * seg.quantity * seg.rate_per_hour
+            if start >= month_start:
+                month += cost
+            else:
+                month += max(0.0, (now - month_start).total_seconds() / 3600) * seg.quantity * seg.rate_per_hour
+            campaign = seg.campaign
+            by_campaign[campaign] = by_campaign.get(campaign, 0.0) + cost
             burn += seg.quantity * seg.rate_per_hour
         return Spend(currency=currency, month_to_date=month, by_campaign=by_campaign, burn_per_hour=burn)
 
@@ -446,7 +470,7 @@ class Store:
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                t.samples.insert(),
+                _INSERT_SAMPLE,
                 dict(
                     at=at,
                     pending_cores=pending_cores,
