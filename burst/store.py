@@ -425,13 +425,18 @@ class Store:
         return sum(self._closed_by_campaign.values()) + sum(s.cost(now) for s in self._open.values())
 
     def ledger(self, start: datetime | None = None, end: datetime | None = None) -> list[LedgerSegment]:
+        return list(self.iter_ledger(start, end))
+
+    def iter_ledger(self, start: datetime | None = None, end: datetime | None = None) -> Iterator[LedgerSegment]:
+        """:meth:`ledger` one segment at a time (a season's ledger need not be held whole)."""
         q = select(t.ledger).order_by(t.ledger.c.id)
         if end is not None:
             q = q.where(t.ledger.c.start < end)
         if start is not None:
             q = q.where((t.ledger.c.end.is_(None)) | (t.ledger.c.end > start))
         with self.engine.connect() as conn:
-            return [self._segment(r._mapping) for r in conn.execute(q)]
+            for r in conn.execute(q):
+                yield self._segment(r._mapping)
 
     # --- decisions, back-offs, samples, history ---------------------------------------------
 
