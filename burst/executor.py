@@ -143,6 +143,7 @@ class Executor:
         self._next = 0  # index of the next job to submit
         self._queues: dict[Shape, _Queue] = {}
         self._cpu_levels: list[int] = []  # sorted distinct cpus of shapes with pending jobs
+        self._level_queues: dict[int, int] = {}  # how many queues there are of each of those cpus
         self._running: list[tuple[float, int, str]] = []  # heap of (end, job, where): where "" = on-prem
         self._placement: dict[int, tuple[str, list[_Alloc]]] = {}
         self.clusters: dict[str, _BurstCluster] = {}
@@ -202,7 +203,10 @@ class Executor:
         q = self._queues.get(shape)
         if q is None:
             q = self._queues[shape] = _Queue(shape)
-            bisect.insort(self._cpu_levels, shape.cpus)
+            n = self._level_queues.get(shape.cpus, 0)
+            self._level_queues[shape.cpus] = n + 1
+            if n == 0:
+                bisect.insort(self._cpu_levels, shape.cpus)
         q.jobs.append(i)
         self.pending_cores += shape.cpus
         self.pending_jobs += 1
@@ -272,8 +276,12 @@ class Executor:
             best.jobs.popleft()
             if not best.jobs:
                 del self._queues[best.shape]
-                if not any(s.cpus == best.shape.cpus for s in self._queues):
-                    self._cpu_levels.remove(best.shape.cpus)
+                cpus = best.shape.cpus
+                n = self._level_queues.pop(cpus) - 1
+                if n:
+                    self._level_queues[cpus] = n
+                else:
+                    self._cpu_levels.remove(cpus)
 
     def _place(self, i: int) -> bool:
         job = self.jobs[i]

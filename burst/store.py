@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +134,9 @@ class Store:
                 f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}"
             ) from err
         self.installation = installation
+        # A private in-memory database has exactly one connection (StaticPool) that no other
+        # process can see: keep it checked out instead of checking it out for every write.
+        self._held: Connection | None = self.engine.connect() if isinstance(self.engine.pool, StaticPool) else None
         self._fleet: dict[str, ClusterRecord] = {}
         self._fleet_sorted: list[ClusterRecord] | None = None  # fleet() order, until the fleet changes
         self._open: dict[int, LedgerSegment] = {}
@@ -239,7 +243,21 @@ class Store:
         self._load()
 
     def close(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         self.engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A write transaction, committed on leaving (rolled back on an exception)."""
+        held = self._held
+        if held is None:
+            with self.engine.begin() as conn:
+                yield conn
+        else:
+            with held.begin():
+                yield held
 
     # --- fleet -------------------------------------------------------------------------------
 
@@ -263,14 +281,14 @@ class Store:
             return [self._record(r._mapping) for r in rows]
 
     def next_cluster_number(self) -> int:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return int(conn.execute(_NEXT_CLUSTER_NUMBER).scalar_one())
 
     def add(self, rec: ClusterRecord, reason: str) -> ClusterRecord:
         """Record a new PLANNED cluster: the intent, before any cloud call."""
         if rec.state is not S.PLANNED:
             raise ValueError("new clusters start PLANNED")
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             vals = _row(rec)
             vals["state"] = rec.state.value
             conn.execute(_INSERT_CLUSTER, vals)
@@ -294,7 +312,7 @@ class Store:
         """Move ``rec`` to ``target`` (checked against the lifecycle) and commit it, with its ledger
         effects: billing starts with the create request and ends when the delete completed."""
         new = rec.moved(target, at, reason=reason, **changes)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._write(conn, new, rec.state)
             conn.execute(
                 _INSERT_TRANSITION,
@@ -315,7 +333,7 @@ class Store:
     def update(self, rec: ClusterRecord, at: datetime, **changes: Any) -> ClusterRecord:
         """Change fields other than the state.  A change in billed nodes re-segments the ledger."""
         new = replace(rec, **changes)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._write(conn, new, rec.state)
             if _billed_nodes(new) != _billed_nodes(rec) and self._is_billed(rec):
                 self._close_segments(conn, rec.cluster_id, at, item="nodes")
@@ -441,7 +459,7 @@ class Store:
     # --- decisions, back-offs, samples, history ---------------------------------------------
 
     def record_decision(self, at: datetime, summary: str, detail: Mapping[str, Any]) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(insert(t.decisions).values(at=at, summary=summary, detail=json.dumps(detail, default=str)))
 
     def decisions(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -455,7 +473,7 @@ class Store:
             return out
 
     def set_backoff(self, provider: str, until: datetime, reason: str) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(delete(t.backoffs).where(t.backoffs.c.provider == provider))
             conn.execute(insert(t.backoffs).values(provider=provider, until=until, reason=reason))
         self._backoffs[provider] = until
@@ -473,7 +491,7 @@ class Store:
         burn_per_hour: float,
         onprem_free_cores: int | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 _INSERT_SAMPLE,
                 dict(
