@@ -249,7 +249,8 @@ class Executor:
                     w = c.widest_fit()
                     widest = max(widest, w)
             self._burst_widest = widest
-        return max(self.onprem_free, widest)
+        onprem = self.onprem_free
+        return onprem if onprem > widest else widest  # max() costs a call, and this runs per start
 
     def schedule(self) -> None:
         """Start pending jobs, oldest first among the shapes that can fit somewhere now."""
