@@ -149,6 +149,8 @@ class Executor:
         self.clusters: dict[str, _BurstCluster] = {}
         #: the widest job any schedulable cluster fits now; None = recompute (a cluster changed)
         self._burst_widest: int | None = None
+        #: capacity came back without a schedule() (the next event must run one)
+        self._unsettled = False
         self.pending_cores = 0
         self.pending_jobs = 0
         self.running_cores = 0
@@ -189,16 +191,18 @@ class Executor:
             while running and running[0][0] <= now:
                 self._finish(*heapq.heappop(running))
                 freed = True
-            submitted = False
+            new_head = False
             while self._next < len(jobs) and jobs[self._next].submit_s <= now:
-                self._submit(self._next)
+                new_head |= self._submit(self._next)
                 self._next += 1
-                submitted = True
-            if freed or submitted:
+            # After schedule() no queue's oldest job fits anywhere, and capacity only grows through
+            # a finish or a call that schedules itself: a job queued behind another changes nothing.
+            if freed or new_head or self._unsettled:
                 self.schedule()
         self.now_s = max(self.now_s, t)
 
-    def _submit(self, i: int) -> None:
+    def _submit(self, i: int) -> bool:
+        """Queue job ``i``; True when it is the oldest of its shape (it may start now)."""
         shape = self.jobs[i].shape
         q = self._queues.get(shape)
         if q is None:
@@ -212,6 +216,7 @@ class Executor:
         self.pending_jobs += 1
         if self.pending_cores > self.spike_factor * self.onprem_cores:
             self.spike[i] = 1
+        return len(q.jobs) == 1
 
     def _finish(self, end: float, i: int, where: str) -> None:
         shape = self.jobs[i].shape
@@ -254,6 +259,7 @@ class Executor:
 
     def schedule(self) -> None:
         """Start pending jobs, oldest first among the shapes that can fit somewhere now."""
+        self._unsettled = False
         if not self.pending_jobs:
             return
         blocked: set[int] = set()  # id() of queues whose oldest job found no room this round
@@ -336,6 +342,7 @@ class Executor:
         self._burst_widest = None
         if cluster.cluster_id in self.clusters:
             self.clusters[cluster.cluster_id].schedulable = True
+            self._unsettled = True  # room may have come back: the next event schedules
             return
         c = _BurstCluster(cluster.cpus_per_node, cluster.memory_mb_per_node, cluster.gpus_per_node, [], [], [])
         c.add_nodes(cluster.nodes or cluster.desired_nodes)
