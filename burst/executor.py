@@ -365,6 +365,8 @@ class Executor:
         c = self.clusters.get(cluster_id)
         if c is None or count <= 0:
             return []
+        if not c.may_have_idle and len(c.released) == len(c.removed):  # removed ⊆ released
+            return []  # nothing left over from earlier, nothing new: the common case, every tick
         pending = sorted(c.released - c.removed)[:count]
         fresh = []
         if c.may_have_idle:

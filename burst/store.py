@@ -405,8 +405,11 @@ class Store:
             self._open[int(seg_id)] = LedgerSegment(int(seg_id), start=at, end=None, **vals)  # type: ignore[arg-type]
 
     def _close_segments(self, conn: Connection, cluster_id: str, at: datetime, item: str | None = None) -> None:
-        for seg in [s for s in self._open.values() if s.cluster_id == cluster_id and (item is None or s.item == item)]:
-            conn.execute(_CLOSE_SEGMENT, {"_id": seg.segment_id, "end": at})
+        segs = [s for s in self._open.values() if s.cluster_id == cluster_id and (item is None or s.item == item)]
+        if not segs:
+            return
+        conn.execute(_CLOSE_SEGMENT, [{"_id": seg.segment_id, "end": at} for seg in segs])  # one executemany
+        for seg in segs:
             del self._open[seg.segment_id]
             self._account_closed(replace(seg, end=at))
 
