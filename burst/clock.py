@@ -37,9 +37,10 @@ class SimClock:
             raise ValueError("SimClock needs a timezone-aware start time")
         self._start = start
         self._offset = 0.0
+        self._now = start  # start + offset, kept: now() is asked far more often than time moves
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._offset)
+        return self._now
 
     def monotonic(self) -> float:
         return self._offset
@@ -48,6 +49,7 @@ class SimClock:
         if seconds < 0:
             raise ValueError("a SimClock never goes backwards")
         self._offset += seconds
+        self._now = self._start + timedelta(seconds=self._offset)
 
     def advance_to(self, when: datetime) -> None:
         self.advance(max(0.0, (when - self.now()).total_seconds()))

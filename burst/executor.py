@@ -143,9 +143,14 @@ class Executor:
         self._next = 0  # index of the next job to submit
         self._queues: dict[Shape, _Queue] = {}
         self._cpu_levels: list[int] = []  # sorted distinct cpus of shapes with pending jobs
+        self._level_queues: dict[int, int] = {}  # how many queues there are of each of those cpus
         self._running: list[tuple[float, int, str]] = []  # heap of (end, job, where): where "" = on-prem
         self._placement: dict[int, tuple[str, list[_Alloc]]] = {}
         self.clusters: dict[str, _BurstCluster] = {}
+        #: the widest job any schedulable cluster fits now; None = recompute (a cluster changed)
+        self._burst_widest: int | None = None
+        #: capacity came back without a schedule() (the next event must run one)
+        self._unsettled = False
         self.pending_cores = 0
         self.pending_jobs = 0
         self.running_cores = 0
@@ -186,26 +191,32 @@ class Executor:
             while running and running[0][0] <= now:
                 self._finish(*heapq.heappop(running))
                 freed = True
-            submitted = False
+            new_head = False
             while self._next < len(jobs) and jobs[self._next].submit_s <= now:
-                self._submit(self._next)
+                new_head |= self._submit(self._next)
                 self._next += 1
-                submitted = True
-            if freed or submitted:
+            # After schedule() no queue's oldest job fits anywhere, and capacity only grows through
+            # a finish or a call that schedules itself: a job queued behind another changes nothing.
+            if freed or new_head or self._unsettled:
                 self.schedule()
         self.now_s = max(self.now_s, t)
 
-    def _submit(self, i: int) -> None:
+    def _submit(self, i: int) -> bool:
+        """Queue job ``i``; True when it is the oldest of its shape (it may start now)."""
         shape = self.jobs[i].shape
         q = self._queues.get(shape)
         if q is None:
             q = self._queues[shape] = _Queue(shape)
-            bisect.insort(self._cpu_levels, shape.cpus)
+            n = self._level_queues.get(shape.cpus, 0)
+            self._level_queues[shape.cpus] = n + 1
+            if n == 0:
+                bisect.insort(self._cpu_levels, shape.cpus)
         q.jobs.append(i)
         self.pending_cores += shape.cpus
         self.pending_jobs += 1
         if self.pending_cores > self.spike_factor * self.onprem_cores:
             self.spike[i] = 1
+        return len(q.jobs) == 1
 
     def _finish(self, end: float, i: int, where: str) -> None:
         shape = self.jobs[i].shape
@@ -225,6 +236,7 @@ class Executor:
             c.free_mem[n] += mem
             c.free_gpu[n] += gpu
         c.widest = None
+        self._burst_widest = None
         c.may_have_idle = True
         c.running -= 1
         c.busy_cores -= shape.cpus
@@ -234,37 +246,49 @@ class Executor:
 
     def _max_free(self) -> int:
         """The widest job that could start somewhere now (on-prem, or whole free nodes of a cluster)."""
-        best = self.onprem_free
-        for c in self.clusters.values():
-            if c.schedulable and c.free_cpu:
-                best = max(best, c.widest_fit())
-        return best
+        widest = self._burst_widest
+        if widest is None:
+            widest = 0
+            for c in self.clusters.values():
+                if c.schedulable and c.free_cpu:
+                    w = c.widest_fit()
+                    widest = max(widest, w)
+            self._burst_widest = widest
+        onprem = self.onprem_free
+        return onprem if onprem > widest else widest  # max() costs a call, and this runs per start
 
     def schedule(self) -> None:
         """Start pending jobs, oldest first among the shapes that can fit somewhere now."""
+        self._unsettled = False
         if not self.pending_jobs:
             return
-        blocked: set[Shape] = set()
+        blocked: set[int] = set()  # id() of queues whose oldest job found no room this round
+        levels = self._cpu_levels
         while True:
             max_free = self._max_free()
-            hi = bisect.bisect_right(self._cpu_levels, max_free)
-            if hi == 0:
+            if not levels or levels[0] > max_free:
                 return
             best: _Queue | None = None
+            oldest = 0
             for q in self._queues.values():
-                if q.shape.cpus <= max_free and q.shape not in blocked and (best is None or q.jobs[0] < best.jobs[0]):
+                if q.shape.cpus <= max_free and (best is None or q.jobs[0] < oldest) and id(q) not in blocked:
                     best = q
+                    oldest = q.jobs[0]
             if best is None:
                 return
-            i = best.jobs[0]
+            i = oldest
             if not self._place(i):
-                blocked.add(best.shape)
+                blocked.add(id(best))
                 continue
             best.jobs.popleft()
             if not best.jobs:
                 del self._queues[best.shape]
-                if not any(s.cpus == best.shape.cpus for s in self._queues):
-                    self._cpu_levels.remove(best.shape.cpus)
+                cpus = best.shape.cpus
+                n = self._level_queues.pop(cpus) - 1
+                if n:
+                    self._level_queues[cpus] = n
+                else:
+                    self._cpu_levels.remove(cpus)
 
     def _place(self, i: int) -> bool:
         job = self.jobs[i]
@@ -281,7 +305,8 @@ class Executor:
             self._started(i, end, "")
             return True
         for cid, c in self.clusters.items():
-            if not c.schedulable or s.gpus > c.gpus:
+            if not c.schedulable or s.gpus > c.gpus or c.widest_fit() < s.cpus:
+                # widest_fit() is at least every node's free cores and all whole free nodes together
                 continue
             alloc = _fit_one_node(c, s) if s.cpus <= c.cpus and s.memory_mb <= c.memory_mb else _fit_spanning(c, s)
             if alloc is None:
@@ -291,6 +316,7 @@ class Executor:
                 c.free_mem[n] -= mem
                 c.free_gpu[n] -= gpu
             c.widest = None
+            self._burst_widest = None
             c.running += 1
             c.busy_cores += s.cpus
             self.burst_busy_cores += s.cpus
@@ -313,8 +339,10 @@ class Executor:
     # --- burst capacity (driven by the local federation) -------------------------------------
 
     def attach(self, cluster: ClusterRecord) -> None:
+        self._burst_widest = None
         if cluster.cluster_id in self.clusters:
             self.clusters[cluster.cluster_id].schedulable = True
+            self._unsettled = True  # room may have come back: the next event schedules
             return
         c = _BurstCluster(cluster.cpus_per_node, cluster.memory_mb_per_node, cluster.gpus_per_node, [], [], [])
         c.add_nodes(cluster.nodes or cluster.desired_nodes)
@@ -324,6 +352,8 @@ class Executor:
     def set_schedulable(self, cluster_id: str, schedulable: bool) -> None:
         c = self.clusters.get(cluster_id)
         if c is not None:
+            if schedulable or c.schedulable:  # take_back() below may free released nodes too
+                self._burst_widest = None
             c.schedulable = schedulable
             if schedulable:
                 c.take_back()
@@ -335,6 +365,8 @@ class Executor:
         c = self.clusters.get(cluster_id)
         if c is None or count <= 0:
             return []
+        if not c.may_have_idle and len(c.released) == len(c.removed):  # removed ⊆ released
+            return []  # nothing left over from earlier, nothing new: the common case, every tick
         pending = sorted(c.released - c.removed)[:count]
         fresh = []
         if c.may_have_idle:
@@ -343,6 +375,7 @@ class Executor:
         chosen = pending + fresh[: count - len(pending)]
         for n in chosen:
             c.release(n)
+            self._burst_widest = None
         return [node_name(cluster_id, n) for n in chosen]
 
     def running_on(self, cluster_id: str) -> int:
@@ -351,6 +384,7 @@ class Executor:
 
     def detach(self, cluster_id: str) -> None:
         c = self.clusters.pop(cluster_id, None)
+        self._burst_widest = None
         if c is not None and c.running:
             # Jobs still there would die with the cluster; _finish counts them as killed.
             self.burst_busy_cores -= c.busy_cores
@@ -367,6 +401,7 @@ class Executor:
                 c.removed.update(sorted(c.released - c.removed)[: c.live_nodes - rec.nodes])
             elif rec.state is ClusterState.ACTIVE and rec.nodes > c.live_nodes:
                 c.add_nodes(rec.nodes - c.live_nodes)
+                self._burst_widest = None
                 grew = True
         if grew:
             self.schedule()

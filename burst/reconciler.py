@@ -94,10 +94,11 @@ class Reconciler:
         now = self.clock.now()
         touched = []
         for a in plan.actions:
-            rec = self.store.get(a.cluster_id)
-            if a.op is Op.CREATE:
+            if a.op is Op.CREATE:  # a new id: nothing to read
                 touched.append(self.store.add(self._new_record(a, now), a.reason))
-            elif rec is None:
+                continue
+            rec = self.store.get(a.cluster_id)
+            if rec is None:
                 log.warning("plan names unknown cluster %s; skipped", a.cluster_id)
             elif a.op is Op.GROW and rec.state is S.ACTIVE:
                 touched.append(self.store.update(rec, now, desired_nodes=a.nodes))

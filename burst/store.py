@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, insert, select, update
+from sqlalchemy import Engine, Integer, bindparam, cast, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -40,6 +41,18 @@ _UPDATE_CLUSTER = (
     .values({name: bindparam(name) for name in _RECORD_FIELDS if name != "cluster_id"})
 )
 _CLOSE_SEGMENT = update(t.ledger).where(t.ledger.c.id == bindparam("_id")).values(end=bindparam("end"))
+_INSERT_CLUSTER = t.clusters.insert()
+_INSERT_TRANSITION = t.transitions.insert()
+_INSERT_SEGMENT = t.ledger.insert()
+_INSERT_SAMPLE = t.samples.insert()
+# One atomic statement (SQLite ≥ 3.35 and PostgreSQL both have RETURNING): no read-then-write race
+# with another process numbering a cluster meanwhile.
+_NEXT_CLUSTER_NUMBER = (
+    update(t.meta)
+    .where(t.meta.c.key == "cluster_seq")
+    .values(value=cast(cast(t.meta.c.value, Integer) + 1, t.meta.c.value.type))
+    .returning(t.meta.c.value)
+)
 
 
 def _row(rec: ClusterRecord) -> dict[str, Any]:
@@ -121,7 +134,11 @@ class Store:
                 f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}"
             ) from err
         self.installation = installation
+        # A private in-memory database has exactly one connection (StaticPool) that no other
+        # process can see: keep it checked out instead of checking it out for every write.
+        self._held: Connection | None = self.engine.connect() if isinstance(self.engine.pool, StaticPool) else None
         self._fleet: dict[str, ClusterRecord] = {}
+        self._fleet_sorted: list[ClusterRecord] | None = None  # fleet() order, until the fleet changes
         self._open: dict[int, LedgerSegment] = {}
         self._closed_by_month: dict[tuple[int, int], float] = defaultdict(float)
         self._closed_by_campaign: dict[str, float] = defaultdict(float)
@@ -170,6 +187,7 @@ class Store:
             )
 
     def _load(self) -> None:
+        self._fleet_sorted = None
         with self.engine.connect() as conn:
             for row in conn.execute(select(t.clusters).where(t.clusters.c.state != S.REMOVED.value)):
                 rec = self._record(row._mapping)
@@ -225,13 +243,29 @@ class Store:
         self._load()
 
     def close(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         self.engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A write transaction, committed on leaving (rolled back on an exception)."""
+        held = self._held
+        if held is None:
+            with self.engine.begin() as conn:
+                yield conn
+        else:
+            with held.begin():
+                yield held
 
     # --- fleet -------------------------------------------------------------------------------
 
     def fleet(self) -> list[ClusterRecord]:
         """Every cluster not yet REMOVED, oldest first."""
-        return sorted(self._fleet.values(), key=lambda c: (c.created_at, c.cluster_id))
+        if self._fleet_sorted is None:
+            self._fleet_sorted = sorted(self._fleet.values(), key=lambda c: (c.created_at, c.cluster_id))
+        return list(self._fleet_sorted)
 
     def get(self, cluster_id: str) -> ClusterRecord | None:
         rec = self._fleet.get(cluster_id)
@@ -247,21 +281,19 @@ class Store:
             return [self._record(r._mapping) for r in rows]
 
     def next_cluster_number(self) -> int:
-        with self.engine.begin() as conn:
-            cur = int(conn.execute(select(t.meta.c.value).where(t.meta.c.key == "cluster_seq")).scalar_one())
-            conn.execute(update(t.meta).where(t.meta.c.key == "cluster_seq").values(value=str(cur + 1)))
-        return cur + 1
+        with self._begin() as conn:
+            return int(conn.execute(_NEXT_CLUSTER_NUMBER).scalar_one())
 
     def add(self, rec: ClusterRecord, reason: str) -> ClusterRecord:
         """Record a new PLANNED cluster: the intent, before any cloud call."""
         if rec.state is not S.PLANNED:
             raise ValueError("new clusters start PLANNED")
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             vals = _row(rec)
             vals["state"] = rec.state.value
-            conn.execute(t.clusters.insert(), vals)
+            conn.execute(_INSERT_CLUSTER, vals)
             conn.execute(
-                t.transitions.insert(),
+                _INSERT_TRANSITION,
                 dict(
                     cluster_id=rec.cluster_id,
                     at=rec.state_since,
@@ -271,6 +303,7 @@ class Store:
                 ),
             )
         self._fleet[rec.cluster_id] = rec
+        self._fleet_sorted = None
         return rec
 
     def transition(
@@ -279,10 +312,10 @@ class Store:
         """Move ``rec`` to ``target`` (checked against the lifecycle) and commit it, with its ledger
         effects: billing starts with the create request and ends when the delete completed."""
         new = rec.moved(target, at, reason=reason, **changes)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._write(conn, new, rec.state)
             conn.execute(
-                t.transitions.insert(),
+                _INSERT_TRANSITION,
                 dict(
                     cluster_id=rec.cluster_id, at=at, from_state=rec.state.value, to_state=target.value, reason=reason
                 ),
@@ -300,7 +333,7 @@ class Store:
     def update(self, rec: ClusterRecord, at: datetime, **changes: Any) -> ClusterRecord:
         """Change fields other than the state.  A change in billed nodes re-segments the ledger."""
         new = replace(rec, **changes)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._write(conn, new, rec.state)
             if _billed_nodes(new) != _billed_nodes(rec) and self._is_billed(rec):
                 self._close_segments(conn, rec.cluster_id, at, item="nodes")
@@ -328,6 +361,7 @@ class Store:
             self._fleet.pop(rec.cluster_id, None)
         else:
             self._fleet[rec.cluster_id] = rec
+        self._fleet_sorted = None
 
     def transitions(self, cluster_id: str | None = None) -> list[dict[str, Any]]:
         q = select(t.transitions).order_by(t.transitions.c.id)
@@ -365,14 +399,17 @@ class Store:
                 start=at,
                 end=None,
             )
-            seg_id = conn.execute(t.ledger.insert(), vals).inserted_primary_key[0]  # type: ignore[index]
+            seg_id = conn.execute(_INSERT_SEGMENT, vals).inserted_primary_key[0]  # type: ignore[index]
             vals.pop("start")
             vals.pop("end")
             self._open[int(seg_id)] = LedgerSegment(int(seg_id), start=at, end=None, **vals)  # type: ignore[arg-type]
 
     def _close_segments(self, conn: Connection, cluster_id: str, at: datetime, item: str | None = None) -> None:
-        for seg in [s for s in self._open.values() if s.cluster_id == cluster_id and (item is None or s.item == item)]:
-            conn.execute(_CLOSE_SEGMENT, {"_id": seg.segment_id, "end": at})
+        segs = [s for s in self._open.values() if s.cluster_id == cluster_id and (item is None or s.item == item)]
+        if not segs:
+            return
+        conn.execute(_CLOSE_SEGMENT, [{"_id": seg.segment_id, "end": at} for seg in segs])  # one executemany
+        for seg in segs:
             del self._open[seg.segment_id]
             self._account_closed(replace(seg, end=at))
 
@@ -392,8 +429,16 @@ class Store:
         by_campaign = dict(self._closed_by_campaign)
         burn = 0.0
         for seg in self._open.values():
-            month += seg.cost_between(month_start, now)
-            by_campaign[seg.campaign] = by_campaign.get(seg.campaign, 0.0) + seg.cost(now)
+            # seg.cost_between(month_start, now) and seg.cost(now) of an open segment, inlined
+            # (the same arithmetic, so the same floats): this runs for every segment every tick.
+            start = seg.start
+            cost = max(0.0, (now - start).total_seconds() / 3600) * seg.quantity * seg.rate_per_hour
+            if start >= month_start:
+                month += cost
+            else:
+                month += max(0.0, (now - month_start).total_seconds() / 3600) * seg.quantity * seg.rate_per_hour
+            campaign = seg.campaign
+            by_campaign[campaign] = by_campaign.get(campaign, 0.0) + cost
             burn += seg.quantity * seg.rate_per_hour
         return Spend(currency=currency, month_to_date=month, by_campaign=by_campaign, burn_per_hour=burn)
 
@@ -401,18 +446,23 @@ class Store:
         return sum(self._closed_by_campaign.values()) + sum(s.cost(now) for s in self._open.values())
 
     def ledger(self, start: datetime | None = None, end: datetime | None = None) -> list[LedgerSegment]:
+        return list(self.iter_ledger(start, end))
+
+    def iter_ledger(self, start: datetime | None = None, end: datetime | None = None) -> Iterator[LedgerSegment]:
+        """:meth:`ledger` one segment at a time (a season's ledger need not be held whole)."""
         q = select(t.ledger).order_by(t.ledger.c.id)
         if end is not None:
             q = q.where(t.ledger.c.start < end)
         if start is not None:
             q = q.where((t.ledger.c.end.is_(None)) | (t.ledger.c.end > start))
         with self.engine.connect() as conn:
-            return [self._segment(r._mapping) for r in conn.execute(q)]
+            for r in conn.execute(q):
+                yield self._segment(r._mapping)
 
     # --- decisions, back-offs, samples, history ---------------------------------------------
 
     def record_decision(self, at: datetime, summary: str, detail: Mapping[str, Any]) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(insert(t.decisions).values(at=at, summary=summary, detail=json.dumps(detail, default=str)))
 
     def decisions(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -426,7 +476,7 @@ class Store:
             return out
 
     def set_backoff(self, provider: str, until: datetime, reason: str) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(delete(t.backoffs).where(t.backoffs.c.provider == provider))
             conn.execute(insert(t.backoffs).values(provider=provider, until=until, reason=reason))
         self._backoffs[provider] = until
@@ -444,9 +494,9 @@ class Store:
         burn_per_hour: float,
         onprem_free_cores: int | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
-                t.samples.insert(),
+                _INSERT_SAMPLE,
                 dict(
                     at=at,
                     pending_cores=pending_cores,

@@ -126,6 +126,17 @@ def test_quantile_is_nearest_rank() -> None:
     assert quantile([], 0.5) == 0.0
 
 
+def test_waits_sorted_with_zeros_counted_give_the_same_quantiles() -> None:
+    from burst.simulate import _Sorted
+
+    values = [0.0, 5.0, 0.0, -2.0, 3.5, 0.0, 120.0, 0.0, 1.0, -0.5]
+    lean, full = _Sorted(values), sorted(values)
+    assert list(lean) == full and len(lean) == len(full) and lean[-1] == full[-1]
+    for q in (0.0, 0.1, 0.25, 0.5, 0.75, 0.95, 1.0):
+        assert quantile(lean, q) == quantile(full, q)
+    assert quantile(_Sorted([]), 0.5) == 0.0
+
+
 def test_same_seed_same_season() -> None:
     cfg = make_config(SEASON_CONFIG)
     a, _ = simulate(cfg, spike_trace())

@@ -130,3 +130,17 @@ def test_unreachable_database_is_one_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot open store postgresql") as info:
         Store("postgresql+psycopg://burst:secret@127.0.0.1:1/nowhere", "burst")
     assert "secret" not in str(info.value)  # passwords never reach a log line
+
+
+def test_cluster_numbers_count_up_across_processes(url: str) -> None:
+    """One UPDATE … RETURNING: each store (another process, e.g. a CLI next to the daemon) sees
+    the numbers the others took."""
+    a = Store(url, "burst")
+    b = Store(url, "burst")
+    assert [a.next_cluster_number(), a.next_cluster_number(), b.next_cluster_number()] == [1, 2, 3]
+    assert a.next_cluster_number() == 4
+    a.close()
+    b.close()
+    c = Store(url, "burst")
+    assert c.next_cluster_number() == 5
+    c.close()
