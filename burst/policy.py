@@ -88,8 +88,9 @@ class Want:
     prefer: tuple[str, ...] = ()
     #: When capacity bought for this want is expected to be released (for committed-spend checks).
     until: datetime | None = None
-    #: A provider floor (``providers.<name>.min_nodes``): placement tops this provider up to
-    #: ``cores``, counting what the other wants put there, and places it nowhere else.
+    #: A provider floor (``providers.<name>.min_nodes``): placement tops this provider up to its
+    #: ``min_nodes`` nodes, counting what the other wants put there, and places it nowhere else;
+    #: ``cores`` only caps it (what a budget left of it).
     floor_of: str = ""
 
 

@@ -384,6 +384,21 @@ def _num(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
+def _cells(r: GroupRow, key: str) -> list[str]:
+    """One report row as text, the same in the terminal table and the HTML one."""
+    ppch = r.price_per_core_hour
+    return [
+        key,
+        str(r.clusters),
+        _num(r.node_hours),
+        _num(r.control_plane_hours),
+        _num(r.core_hours),
+        _num(r.spend, 2),
+        f"{ppch:.4f}" if ppch is not None else "-",
+        f"{r.waste_share:.0%}",
+    ]
+
+
 def render_table(report: CostReport) -> Table:
     cur = report.currency
     t = Table(
@@ -397,24 +412,10 @@ def render_table(report: CostReport) -> Table:
     for col in ("clusters", "node-h", "cp-h", "core-h", f"spend {cur}", f"{cur}/core-h", "waste"):
         t.add_column(col, justify="right", no_wrap=True)
 
-    def add(r: GroupRow, style: str = "") -> None:
-        ppch = r.price_per_core_hour
-        t.add_row(
-            r.key,
-            str(r.clusters),
-            _num(r.node_hours),
-            _num(r.control_plane_hours),
-            _num(r.core_hours),
-            _num(r.spend, 2),
-            f"{ppch:.4f}" if ppch is not None else "-",
-            f"{r.waste_share:.0%}",
-            style=style,
-        )
-
     for r in report.rows:
-        add(r)
+        t.add_row(*_cells(r, r.key))
     t.add_section()
-    add(report.total, "bold")
+    t.add_row(*_cells(report.total, report.total.key), style="bold")
     t.caption = (
         "cp-h = control-plane hours; "
         f"burst core-hours that ran jobs: {report.burst_core_hours_used:,.1f}; "
@@ -608,17 +609,7 @@ def rows_html(report: CostReport) -> str:
     head = [report.by, "clusters", "node-h", "control-plane-h", "core-h", f"spend {cur}", f"{cur}/core-h", "waste"]
     out = ["<table><thead><tr>", *(f"<th>{html.escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
     for r in [*report.rows, report.total]:
-        ppch = r.price_per_core_hour
-        cells = [
-            r.key if r is not report.total else "total",
-            str(r.clusters),
-            _num(r.node_hours),
-            _num(r.control_plane_hours),
-            _num(r.core_hours),
-            _num(r.spend, 2),
-            f"{ppch:.4f}" if ppch is not None else "-",
-            f"{r.waste_share:.0%}",
-        ]
+        cells = _cells(r, r.key if r is not report.total else "total")
         cls = ' class="total"' if r is report.total else ""
         out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")

@@ -429,16 +429,10 @@ class Store:
         by_campaign = dict(self._closed_by_campaign)
         burn = 0.0
         for seg in self._open.values():
-            # seg.cost_between(month_start, now) and seg.cost(now) of an open segment, inlined
-            # (the same arithmetic, so the same floats): this runs for every segment every tick.
-            start = seg.start
-            cost = max(0.0, (now - start).total_seconds() / 3600) * seg.quantity * seg.rate_per_hour
-            if start >= month_start:
-                month += cost
-            else:
-                month += max(0.0, (now - month_start).total_seconds() / 3600) * seg.quantity * seg.rate_per_hour
-            campaign = seg.campaign
-            by_campaign[campaign] = by_campaign.get(campaign, 0.0) + cost
+            cost = seg.cost(now)
+            # An open segment that began this month costs the same within the month: one call, not two.
+            month += cost if seg.start >= month_start else seg.cost_between(month_start, now)
+            by_campaign[seg.campaign] = by_campaign.get(seg.campaign, 0.0) + cost
             burn += seg.quantity * seg.rate_per_hour
         return Spend(currency=currency, month_to_date=month, by_campaign=by_campaign, burn_per_hour=burn)
 

@@ -45,8 +45,6 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from burst.api import (
-    CLUSTER_TAG,
-    OWNER_TAG,
     Clock,
     ClusterRecord,
     Duration,
@@ -70,7 +68,6 @@ from burst.federation.kube import (
     control_plane,
     k8s_name,
     kube_errors,
-    label_value,
     member_from_kubeconfig,
     member_from_token,
     unb64,
@@ -124,12 +121,6 @@ class KarmadaFederation(MemberFederation):
     @property
     def _timeout(self) -> float:
         return self.config.timeout.total_seconds()
-
-    def _cid(self, cluster: ClusterRecord) -> str:
-        return k8s_name(cluster.cluster_id)
-
-    def _labels(self, cluster: ClusterRecord) -> dict[str, str]:
-        return {CLUSTER_TAG: label_value(cluster.cluster_id), OWNER_TAG: label_value(self.owner)}
 
     def _account(self, cluster: ClusterRecord) -> MemberAccount:
         sa = k8s_name(f"karmada-{self._cid(cluster)}")

@@ -41,6 +41,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from burst.errors import BurstError, FederationError
 from burst.lifecycle import ClusterRecord
+from burst.model import CLUSTER_TAG, OWNER_TAG
 
 log = logging.getLogger(__name__)
 
@@ -609,6 +610,14 @@ class MemberFederation(ABC):
     :class:`~burst.federation.api.ReleasesNodes`) and giving nodes back on undrain."""
 
     name: str
+    owner: str
+
+    def _cid(self, cluster: ClusterRecord) -> str:
+        return k8s_name(cluster.cluster_id)
+
+    def _labels(self, cluster: ClusterRecord) -> dict[str, str]:
+        """On everything a join creates, so what burst made can be told from what was there."""
+        return {CLUSTER_TAG: label_value(cluster.cluster_id), OWNER_TAG: label_value(self.owner)}
 
     @abstractmethod
     def _reach(self, cluster: ClusterRecord, action: str) -> tuple[Kube | None, bool]:
@@ -618,7 +627,7 @@ class MemberFederation(ABC):
     def _nodes(self) -> MemberNodes: ...
 
     def _action(self, what: str, cluster: ClusterRecord) -> str:
-        return f"{self.name}: {what} {k8s_name(cluster.cluster_id)}"
+        return f"{self.name}: {what} {self._cid(cluster)}"
 
     def running(self, cluster: ClusterRecord) -> int:
         """How many pods run in the member, counted as drain counts them; changes nothing."""
@@ -640,7 +649,8 @@ class MemberFederation(ABC):
             return self._nodes().release_idle(member, count, draining=draining)
 
     def _give_back_nodes(self, member: Kube | None, action: str) -> None:
-        """On undrain: uncordon what burst cordoned and forget release picks (nodes not removed)."""
+        """On undrain: uncordon what burst cordoned, except nodes picked for release (see
+        :meth:`MemberNodes.uncordon_ours`)."""
         if member is not None:
             with on_member(member, action):
                 self._nodes().uncordon_ours(member)

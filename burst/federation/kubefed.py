@@ -49,8 +49,6 @@ from typing import Literal
 from pydantic import Field
 
 from burst.api import (
-    CLUSTER_TAG,
-    OWNER_TAG,
     ClusterRecord,
     Duration,
     FederationConfig,
@@ -73,7 +71,6 @@ from burst.federation.kube import (
     control_plane,
     k8s_name,
     kube_errors,
-    label_value,
     member_from_kubeconfig,
     member_from_token,
     on_member,
@@ -123,12 +120,6 @@ class KubefedFederation(MemberFederation):
         self._member_kubeconfigs: dict[str, str] = {}
 
     # -- names ------------------------------------------------------------------------------
-
-    def _cid(self, cluster: ClusterRecord) -> str:
-        return k8s_name(cluster.cluster_id)
-
-    def _labels(self, cluster: ClusterRecord) -> dict[str, str]:
-        return {CLUSTER_TAG: label_value(cluster.cluster_id), OWNER_TAG: label_value(self.owner)}
 
     def _account(self, cluster: ClusterRecord) -> MemberAccount:
         sa = k8s_name(f"{self._cid(cluster)}-{self.config.host_cluster_name}")
