@@ -602,6 +602,9 @@ def remove(
 def _register_optional() -> None:
     """Commands whose modules live beside the CLI (reports, benchmarks)."""
     from burst.report_cli import report
+    from burst.store_cli import store_app
+
+    app.add_typer(store_app, name="store")
 
     app.command("report", help="Cost reports from the ledger: by provider, campaign, policy, cluster or day.")(report)
     try:

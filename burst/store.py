@@ -114,11 +114,55 @@ def _next_month(at: datetime) -> datetime:
     return datetime(at.year + (at.month == 12), at.month % 12 + 1, 1, tzinfo=UTC)
 
 
-def migrate(conn: Connection) -> None:
+#: the extra that brings each database's driver (``pip install 'burst[postgres]'``)
+_DRIVER_EXTRAS = {"postgresql": "postgres"}
+
+
+def missing_driver(url: str, err: ImportError) -> str:
+    """Why a store URL cannot be opened when its driver module is absent, and what to install."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except Exception:  # an unparseable URL raises its own error before the driver is imported
+        backend = ""
+    extra = _DRIVER_EXTRAS.get(backend)
+    what = f"the {err.name or 'database driver'} module is not installed"
+    return f"{what}; install it with: pip install 'burst[{extra}]'" if extra else what
+
+
+def _alembic(conn: Connection | None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.attributes["connection"] = conn
-    command.upgrade(cfg, "head")
+    if conn is not None:
+        cfg.attributes["connection"] = conn
+    return cfg
+
+
+def migrate(conn: Connection, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` (every open of a store upgrades to the newest)."""
+    command.upgrade(_alembic(conn), revision)
+
+
+def downgrade(conn: Connection, revision: str) -> None:
+    """Take the schema back to ``revision`` before an older burst is deployed: the older code
+    does not know the newer migrations, so the newer one must undo them."""
+    command.downgrade(_alembic(conn), revision)
+
+
+def schema_revisions() -> list[str]:
+    """Every migration's revision id, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic(None))
+    return [s.revision for s in reversed(list(scripts.walk_revisions()))]
+
+
+def schema_revision(conn: Connection) -> str | None:
+    """The revision the database is at (None: an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
 
 
 class Store:
@@ -133,6 +177,8 @@ class Store:
             raise StoreError(
                 f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}"
             ) from err
+        except ImportError as err:  # the URL's driver is an extra that is not installed
+            raise StoreError(f"cannot open store {self._safe_url()}: {missing_driver(url, err)}") from None
         self.installation = installation
         # A private in-memory database has exactly one connection (StaticPool) that no other
         # process can see: keep it checked out instead of checking it out for every write.
