@@ -13,7 +13,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -217,7 +217,9 @@ def test_forecast_seeded_from_samples_predicts_what_it_learned_tick_by_tick() ->
     for inp in inputs:
         live.want(inp)
     d = [i.demand for i in inputs]
-    samples = [Sample(x.at, x.pending_cores, x.running_cores, x.onprem_cores, x.onprem_free_cores) for x in d if not x.stale]
+    samples = [
+        Sample(x.at, x.pending_cores, x.running_cores, x.onprem_cores, x.onprem_free_cores) for x in d if not x.stale
+    ]
     seeded = daily_forecast()
     seeded.seed(samples)
     assert seeded.history() == live.history()
