@@ -129,3 +129,28 @@ def test_an_unusable_stored_snapshot_starts_the_policy_fresh_without_failing(url
     assert json.loads(stored["backlog:backlog"])["v"] == 1  # replaced by a good one at the first tick
     assert json.loads(stored["engine:quotas"])["v"] == 1
     eng.store.close()
+
+
+def test_the_daemon_takes_up_memory_another_process_wrote(url: str) -> None:
+    """``burst apply`` beside the daemon (or the replica that led before a failover) ticked last:
+    before its next tick the daemon reloads that memory instead of writing its older one back."""
+    clock = SimClock(T0)
+    backlog = StaticBacklog(clock)
+    backlog.demand = Demand(T0, (Bucket(Shape(1, 2048), 40, 60.0),), 100, 100)
+    policies: list[dict[str, object]] = [{"kind": "backlog", "pending_cores_above": 0, **TIMERS}]
+    daemon = engine(url, clock, backlog, policies)
+    daemon.tick()  # minute 0: the backlog starts counting
+    clock.advance(60)
+    backlog.demand = Demand(clock.now(), (), 100, 100)
+    other = engine(url, clock, backlog, policies)
+    other.tick()  # minute 1, elsewhere: the backlog is gone, the timer reset
+    other.store.close()
+    assert daemon.stack.snapshot() != other.stack.snapshot()
+    daemon.reload_state()
+    assert daemon.stack.snapshot() == other.stack.snapshot()
+    backlog.demand = Demand(clock.now(), (Bucket(Shape(1, 2048), 40, 60.0),), 100, 100)
+    for _ in range(4):  # minutes 2..5: the timer restarted at minute 2, so nothing until minute 7
+        clock.advance(60)
+        daemon.reload_state()
+        assert not daemon.tick().plan.actions
+    daemon.store.close()
