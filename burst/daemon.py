@@ -258,6 +258,7 @@ class Daemon:
             started = time.perf_counter()
             try:
                 eng.store.refresh()  # an operator's `burst drain` may have written meanwhile
+                eng.reload_state()  # ...and `burst apply`, or the replica that led before a failover
                 if not self._adopted:
                     adopt = eng.reconciler.adopt()
                     self._adopted = True

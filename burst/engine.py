@@ -8,6 +8,7 @@ SimClock.  ``burst plan`` calls :meth:`Engine.preview`, which never acts.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -25,12 +26,18 @@ from burst.lifecycle import ClusterState
 from burst.model import Demand, Offering, Quota
 from burst.plan import Plan, make_plan
 from burst.policy import (
+    JSON,
     CapacityPolicy,
+    LearnsFromSamples,
     LimitPolicy,
     Placement,
     PolicyInput,
     PolicyStack,
     ProviderLimits,
+    Sample,
+    check_version,
+    time_from_json,
+    time_to_json,
 )
 from burst.provider import Provider, ProviderContext
 from burst.reconciler import Reconciler, StepReport
@@ -39,6 +46,8 @@ from burst.store import Store
 
 log = logging.getLogger("burst.engine")
 S = ClusterState
+#: the engine's own cross-tick memory (the quota cache) lives beside the policies' snapshots
+_ENGINE_KEY = "engine:quotas"
 
 
 def build_stack(cfg: Config) -> PolicyStack:
@@ -105,6 +114,8 @@ class Engine:
         federation: Federation,
         backlog: BacklogSource,
         stack: PolicyStack,
+        *,
+        remember: bool = True,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -128,6 +139,11 @@ class Engine:
         self._new_id = cluster_namer(self.owner, store)
         self._last_summary = ""
         self._next_sample: datetime | None = None
+        #: keep what the policies remember in the store (a simulation that never restarts opts out)
+        self.remember = remember
+        #: key → (last snapshot object, its JSON text) as saved to or read from the store
+        self._known: dict[str, tuple[object, str]] = {}
+        self._resume()
 
     @classmethod
     def build(
@@ -140,6 +156,7 @@ class Engine:
         extras: Mapping[str, object] | None = None,
         seed: int = 0,
         stack: PolicyStack | None = None,
+        remember: bool = True,
     ) -> Engine:
         extras = dict(extras or {})
         owner = cfg.file.installation
@@ -152,7 +169,7 @@ class Engine:
         federation = cfg.federation.build(FederationContext(clock, owner, cfg.config_dir, extras))
         if backlog is None:
             backlog = cfg.backlog.build(BacklogContext(clock, cfg.config_dir, extras))
-        return cls(cfg, clock, store, providers, federation, backlog, stack or build_stack(cfg))
+        return cls(cfg, clock, store, providers, federation, backlog, stack or build_stack(cfg), remember=remember)
 
     def _collect_offerings(self) -> list[Offering]:
         offs: list[Offering] = []
@@ -257,6 +274,7 @@ class Engine:
         inp = self.policy_input(demand)
         plan = self._plan(inp, self._new_id)
         self._record(plan)
+        self._save_state()
         self.reconciler.apply(plan)
         report = self.reconciler.step(stop)
         replans = 0
@@ -266,6 +284,7 @@ class Engine:
             inp = self.policy_input(demand)
             plan = self._plan(inp, self._new_id)
             self._record(plan, note=f"fallback after {', '.join(f'{p}: {e}' for p, e in report.fallbacks.items())}")
+            self._save_state()
             self.reconciler.apply(plan)
             report = self.reconciler.step(stop)
         self._sample(demand, inp)
@@ -325,7 +344,120 @@ class Engine:
             onprem_free_cores=demand.onprem_free_cores,
         )
 
+    # --- memory across processes --------------------------------------------------------------
+
+    def _resume(self) -> None:
+        """Pick up where the last process left off: the policies' snapshots (a learner without
+        one is seeded from the stored samples), the quota cache, the last decision's summary (so
+        it is not recorded twice) and when the next sample is due."""
+        last = self.store.decisions(1)
+        self._last_summary = last[0]["summary"] if last else ""
+        at = self.store.last_sample_at()
+        self._next_sample = at + self.cfg.file.reconciler.sample_every if at is not None else None
+        if not self.remember:
+            return
+        fresh = self._restore(self.store.policy_states())
+        learners = [p for k, p in self.stack.stateful() if k in fresh and isinstance(p, LearnsFromSamples)]
+        if learners:
+            samples = [
+                Sample(s["at"], s["pending_cores"], s["running_cores"], s["onprem_cores"], s["onprem_free_cores"])
+                for s in self.store.samples()
+            ]
+            for p in learners:
+                p.seed(samples)
+
+    def reload_state(self) -> None:
+        """Take up snapshots another process wrote since (``burst apply`` beside the daemon, the
+        replica that led before a failover); the daemon calls this before each tick."""
+        if self.remember:
+            self._restore(self.store.policy_states())
+
+    def _restore(self, stored: Mapping[str, str]) -> set[str]:
+        """Restore the snapshots whose text differs from what this engine knows; returns the keys of
+        stateful policies that have no usable snapshot."""
+        states: dict[str, dict[str, JSON]] = {}
+        unusable: set[str] = set()
+        for key, text in stored.items():
+            known = self._known.get(key)
+            if known is not None and known[1] == text:
+                continue
+            try:
+                state = json.loads(text)
+            except ValueError as err:
+                log.warning("stored state of %s is not JSON (%s); starting it fresh", key, err)
+                unusable.add(key)
+                continue
+            if not isinstance(state, dict):
+                log.warning("stored state of %s is not an object; starting it fresh", key)
+                unusable.add(key)
+                continue
+            if key == _ENGINE_KEY:
+                self._restore_quotas(state)
+            else:
+                states[key] = state
+            self._known[key] = (state, text)
+        failed = set(self.stack.restore(states)) & states.keys()
+        return {k for k, _ in self.stack.stateful() if k not in stored} | unusable | failed
+
+    def _snapshot_quotas(self) -> dict[str, JSON]:
+        quotas: dict[str, JSON] = {
+            name: {
+                "max_clusters": q.max_clusters,
+                "used_clusters": q.used_clusters,
+                "max_cores": q.max_cores,
+                "used_cores": q.used_cores,
+            }
+            for name, q in sorted(self._quotas.items())
+        }
+        return {"v": 1, "at": time_to_json(self._quotas_at), "quotas": quotas}
+
+    def _restore_quotas(self, state: Mapping[str, JSON]) -> None:
+        """The quota cache a new process would otherwise refill at once: with it, the cloud is
+        asked again on the same tick as the old process would have asked."""
+        try:
+            check_version(state, 1, "engine quota cache")
+            at, raw = time_from_json(state["at"]), state["quotas"]
+            if not isinstance(raw, dict):
+                raise ValueError("quotas must be an object")
+            quotas = {name: _quota(q) for name, q in raw.items() if name in self.providers}
+        except (KeyError, TypeError, ValueError) as err:
+            log.warning("stored quota cache not usable (%s); asking the clouds again", err)
+            return
+        self._quotas, self._quotas_at = quotas, at
+
+    def _save_state(self) -> None:
+        """Write the snapshots that changed since the last save (after each acting tick's decision;
+        ``burst plan`` never calls this: read-only verbs write nothing)."""
+        if not self.remember:
+            return
+        current: dict[str, object] = dict(self.stack.snapshot())
+        current[_ENGINE_KEY] = self._snapshot_quotas()
+        changed: dict[str, str] = {}
+        for key, snap in current.items():
+            known = self._known.get(key)
+            if known is not None and known[0] is snap:
+                continue
+            text = json.dumps(snap, separators=(",", ":"))
+            if known is None or known[1] != text:
+                changed[key] = text
+            self._known[key] = (snap, text)
+        self.store.save_policy_states(self.clock.now(), changed)
+
     def idle(self) -> bool:
         """Nothing pending and no cluster alive: ticks would change nothing until new work."""
         d = self._last_demand
         return (d is None or (d.pending_jobs == 0 and not d.stale)) and not self.store.fleet()
+
+
+def _quota(v: JSON) -> Quota:
+    if not isinstance(v, dict):
+        raise ValueError(f"a quota must be an object, not {v!r}")
+    return Quota(
+        _whole(v["max_clusters"]), _whole(v["used_clusters"]) or 0, _whole(v["max_cores"]), _whole(v["used_cores"]) or 0
+    )
+
+
+def _whole(x: JSON) -> int | None:
+    if x is None or (isinstance(x, int) and not isinstance(x, bool)):
+        return x
+    raise ValueError(f"quota numbers must be whole, not {x!r}")

@@ -9,21 +9,30 @@ Policies are synchronous functions of a :class:`PolicyInput` with no I/O.  Three
 
 A policy may keep a little state between ticks (e.g. "backlog above threshold since 10:05") on its
 own object; that state is a function of the inputs it was shown, so a replay gives the same answer.
+Such a policy is :class:`Stateful`: the engine keeps its :meth:`~Stateful.snapshot` in the store
+after every acting tick and restores it into the next process, so a restart, an upgrade, a failover
+or ``burst plan`` beside the daemon decides exactly as the old process would have.
 
 Policies register a :class:`PolicyConfig` subclass under the entry-point group ``burst.policies``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from datetime import datetime, timedelta
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from burst.lifecycle import ClusterRecord
 from burst.model import Demand, Offering, Quota, Shape
+
+log = logging.getLogger("burst.policy")
+
+#: What a policy's snapshot may hold: plain JSON, so any store backend keeps it as text.
+JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +168,81 @@ class Placement(Protocol):
 AnyPolicy = CapacityPolicy | LimitPolicy | Placement
 
 
+class StateMismatch(ValueError):
+    """A stored snapshot this policy cannot use (another version, another ``slot``): the policy
+    starts fresh, which is what a first start does too."""
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A policy whose answer depends on what it saw in earlier ticks.
+
+    ``snapshot()`` returns everything it remembers as plain JSON with a version (``"v"``);
+    ``restore()`` puts a snapshot back into a fresh object, so that it then answers every later
+    input exactly as the object the snapshot was taken from.  ``restore`` raises
+    :class:`StateMismatch` (and changes nothing) for a snapshot it cannot use.  Returning the same
+    object from ``snapshot()`` while nothing changed lets the engine skip re-encoding it.
+    """
+
+    def snapshot(self) -> dict[str, JSON]: ...
+
+    def restore(self, state: Mapping[str, JSON]) -> None: ...
+
+
+def time_to_json(t: datetime | None) -> JSON:
+    """An aware datetime as ISO text (microseconds kept: a restored timer must fire on the same tick)."""
+    return None if t is None else t.isoformat()
+
+
+def time_from_json(v: JSON) -> datetime | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise StateMismatch(f"a time must be ISO text, not {v!r}")
+    t = datetime.fromisoformat(v)
+    if t.tzinfo is None:
+        raise StateMismatch(f"time {v!r} has no time zone")
+    return t
+
+
+def span_to_json(d: timedelta | None) -> JSON:
+    """A duration as whole microseconds (a float of seconds could round)."""
+    return None if d is None else d // timedelta(microseconds=1)
+
+
+def span_from_json(v: JSON) -> timedelta | None:
+    if v is None:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise StateMismatch(f"a duration must be microseconds, not {v!r}")
+    return timedelta(microseconds=v)
+
+
+def check_version(state: Mapping[str, JSON], version: int, what: str) -> None:
+    if state.get("v") != version:
+        raise StateMismatch(f"{what} snapshot version {state.get('v')!r}, this version reads {version}")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One stored demand sample (the ``samples`` table): what a history-learning policy can be
+    seeded from when it has no snapshot (it was just added, or its snapshot was unusable)."""
+
+    at: datetime
+    pending_cores: int
+    running_cores: int
+    onprem_cores: int
+    #: None in samples written before the store recorded it
+    onprem_free_cores: int | None = None
+
+
+@runtime_checkable
+class LearnsFromSamples(Protocol):
+    def seed(self, samples: Sequence[Sample]) -> None:
+        """Learn from stored samples, oldest first, as if they had been seen tick by tick."""
+        ...
+
+
 class PolicyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     kind: str
@@ -245,6 +329,7 @@ class PolicyStack:
         #: keep the providers' ``min_nodes`` warm pools (a simulation turns this off when its
         #: trace is over: the season has ended, so they are not leaks to report)
         self.floors = True
+        self._stateful: list[tuple[str, Stateful]] | None = None
 
     def decide(self, inp: PolicyInput) -> Decision:
         wants: list[Want] = []
@@ -264,3 +349,46 @@ class PolicyStack:
     def next_wake(self, now: datetime) -> datetime | None:
         wakes = [w for p in self.capacity if (w := p.next_wake(now)) is not None]
         return min(wakes, default=None)
+
+    # --- memory across processes ----------------------------------------------------------------
+
+    def keyed(self) -> list[tuple[str, AnyPolicy]]:
+        """Every policy under a key that stays the same across processes for the same config:
+        ``<kind>:<name>``, with ``#<n>`` for the n-th repeat of the same kind and name."""
+        out: list[tuple[str, AnyPolicy]] = []
+        seen: dict[str, int] = {}
+        policies: list[AnyPolicy] = [*self.capacity, *self.limits, self.placement]
+        for p in policies:
+            cfg = getattr(p, "cfg", None)
+            kind = getattr(cfg, "kind", None) or type(p).__name__
+            base = f"{kind}:{p.name}"
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            out.append((base if n == 0 else f"{base}#{n}", p))
+        return out
+
+    def stateful(self) -> list[tuple[str, Stateful]]:
+        """The policies that remember, by key (found once: a Protocol check is slow)."""
+        if self._stateful is None:
+            self._stateful = [(k, p) for k, p in self.keyed() if isinstance(p, Stateful)]
+        return self._stateful
+
+    def snapshot(self) -> dict[str, dict[str, JSON]]:
+        """What each stateful policy remembers, by key."""
+        return {k: p.snapshot() for k, p in self.stateful()}
+
+    def restore(self, states: Mapping[str, Mapping[str, JSON]]) -> list[str]:
+        """Put stored snapshots back; returns the keys of stateful policies left fresh (no
+        snapshot, or one they cannot use: logged, never fatal — a fresh policy is a first start)."""
+        fresh = []
+        for key, p in self.stateful():
+            state = states.get(key)
+            if state is None:
+                fresh.append(key)
+                continue
+            try:
+                p.restore(state)
+            except (StateMismatch, KeyError, TypeError, ValueError) as err:
+                log.warning("policy %s: stored state not usable (%s); starting fresh", key, err)
+                fresh.append(key)
+        return fresh

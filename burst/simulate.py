@@ -18,7 +18,7 @@ from typing import Any, overload
 
 from burst.clock import SimClock
 from burst.config import Config
-from burst.engine import Engine
+from burst.engine import Engine, build_stack
 from burst.executor import Executor
 from burst.lifecycle import ClusterState
 from burst.model import Job, Trace
@@ -147,9 +147,18 @@ def simulate(
     progress: Progress | None = None,
     keep_store: bool = False,
     stack: PolicyStack | None = None,
+    restart: bool = False,
 ) -> tuple[SeasonSummary, Store]:
     """Replay ``trace`` through burst.  ``stack`` replaces the config's policies (benchmarks pass
-    their baselines' stacks); everything else — cloud, reconciler, store, executor — is the same."""
+    their baselines' stacks); everything else — cloud, reconciler, store, executor — is the same.
+
+    With ``restart`` burst is a new process at every tick: a new Store on the same database and a
+    new Engine with freshly built policies, which resume from the store alone (the cloud and the
+    batch system, being outside the process, carry on).  A season decides the same either way;
+    the tests hold it to that.  Without it, policy memory is not written to the store at all: a
+    simulation that never restarts has no use for it."""
+    if restart and (store_url in ("sqlite://", "sqlite:///:memory:") or stack is not None):
+        raise ValueError("restart needs a database file (a new process cannot see memory) and the config's policies")
     wall0 = time.perf_counter()
     clock = SimClock(trace.start)
     cores = cfg.file.onprem.cores if onprem_cores is None else onprem_cores
@@ -160,7 +169,9 @@ def simulate(
     mem = cfg.file.onprem.memory_gb
     executor = Executor(cores, int(mem * 1024) if mem is not None else None, trace.start, sim.spike_factor)
     holder["executor"] = executor
-    engine = Engine.build(cfg, clock, store=store, backlog=executor, extras=holder, seed=sim.seed, stack=stack)
+    engine = Engine.build(
+        cfg, clock, store=store, backlog=executor, extras=holder, seed=sim.seed, stack=stack, remember=restart
+    )
     jobs, unrunnable = runnable(trace.jobs, cfg, engine, cores)
     executor.load(jobs)
 
@@ -177,6 +188,8 @@ def simulate(
         t += tick_s
         executor.run_until(t)
         clock.advance_to(trace.start + timedelta(seconds=t))
+        if restart:
+            engine, store = _restarted(engine, store_url)
         res = engine.tick()
         ticks += 1
         stuck += res.step.stuck_deleted
@@ -251,6 +264,18 @@ def simulate(
     if not keep_store:
         store.close()
     return summary, store
+
+
+def _restarted(old: Engine, store_url: str) -> tuple[Engine, Store]:
+    """The engine a new process would build: nothing carried over but the world outside it
+    (providers' clouds, the federation, the batch system) and the season's end (``floors``)."""
+    floors = old.stack.floors
+    old.store.close()
+    store = Store(store_url, old.cfg.file.installation)
+    stack = build_stack(old.cfg)
+    stack.floors = floors
+    engine = Engine(old.cfg, old.clock, store, old.providers, old.federation, old.backlog, stack, remember=True)
+    return engine, store
 
 
 def with_onprem(cfg: Config, cores: int) -> Config:

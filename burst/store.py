@@ -555,6 +555,27 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def last_sample_at(self) -> datetime | None:
+        """When the newest sample was taken: a new engine samples next one interval after it."""
+        q = select(t.samples.c.at).order_by(t.samples.c.at.desc()).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar_one_or_none()
+
+    # --- policy state -------------------------------------------------------------------------
+
+    def policy_states(self) -> dict[str, str]:
+        """Every stored policy snapshot (JSON text), by policy key."""
+        with self.engine.connect() as conn:
+            return {r.key: r.state for r in conn.execute(select(t.policy_state.c.key, t.policy_state.c.state))}
+
+    def save_policy_states(self, at: datetime, states: Mapping[str, str]) -> None:
+        """Replace the snapshots of these keys (others are kept), all in one transaction."""
+        if not states:
+            return
+        with self._begin() as conn:
+            conn.execute(delete(t.policy_state).where(t.policy_state.c.key.in_(list(states))))
+            conn.execute(insert(t.policy_state), [{"key": k, "saved_at": at, "state": v} for k, v in states.items()])
+
     def provisioning_latencies(self, provider: str, last: int = 20) -> list[float]:
         """Seconds from create request to cluster ready, for the provider's last ``last`` clusters."""
         return self._latencies.get(provider, [])[-last:]

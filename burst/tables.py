@@ -146,3 +146,13 @@ samples = Table(
     Column("onprem_free_cores", Integer),  # NULL in samples written before migration 0003
     Index("ix_samples_at", "at"),
 )
+
+#: What each stateful policy (and the engine's quota cache) remembers between ticks, as JSON, so a
+#: new process decides as the old one would (see ``Stateful`` in burst/policy.py).
+policy_state = Table(
+    "policy_state",
+    metadata,
+    Column("key", String(160), primary_key=True),  # "<kind>:<name>[#n]" or "engine:<what>"
+    Column("saved_at", UTCDateTime(), nullable=False),
+    Column("state", Text, nullable=False),
+)

@@ -12,13 +12,27 @@ on burst capacity plus what is pending beyond on-prem), but only moves slowly:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
 
-from burst.api import Bucket, Duration, Offering, PolicyConfig, PolicyInput, Shape, Want
+from burst.api import (
+    JSON,
+    Bucket,
+    Duration,
+    Offering,
+    PolicyConfig,
+    PolicyInput,
+    Shape,
+    StateMismatch,
+    Want,
+    check_version,
+    time_from_json,
+    time_to_json,
+)
 from burst.units import format_duration
 
 
@@ -53,6 +67,40 @@ class _Memory:
     raised_at: datetime | None = None
     shape: Shape | None = None
 
+    def to_json(self) -> JSON:
+        s = self.shape
+        return {
+            "level": self.level,
+            "above_since": time_to_json(self.above_since),
+            "below_since": time_to_json(self.below_since),
+            "raised_at": time_to_json(self.raised_at),
+            "shape": None if s is None else [s.cpus, s.memory_mb, s.gpus],
+        }
+
+    @classmethod
+    def from_json(cls, v: JSON) -> _Memory:
+        if not isinstance(v, dict):
+            raise StateMismatch(f"a node class's memory must be an object, not {v!r}")
+        level, shape = v["level"], v["shape"]
+        if not isinstance(level, int):
+            raise StateMismatch(f"level must be whole cores, not {level!r}")
+        sh = None
+        if shape is not None:
+            cpus, mem, gpus = shape if isinstance(shape, list) and len(shape) == 3 else (None, None, None)
+            if not (isinstance(cpus, int) and isinstance(mem, int) and isinstance(gpus, int)):
+                raise StateMismatch(f"shape must be [cpus, memory_mb, gpus], not {shape!r}")
+            sh = Shape(cpus, mem, gpus)
+        return cls(
+            level,
+            time_from_json(v["above_since"]),
+            time_from_json(v["below_since"]),
+            time_from_json(v["raised_at"]),
+            sh,
+        )
+
+
+_VERSION = 1
+
 
 class BacklogPolicy:
     """GPU and CPU work are tracked apart: GPU jobs only count towards offerings with GPUs, and a
@@ -69,6 +117,20 @@ class BacklogPolicy:
 
     def next_wake(self, now: datetime) -> datetime | None:
         return None
+
+    # memory across processes ---------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, JSON]:
+        """Levels and timers per node class, in the order the classes were first seen (that
+        order breaks ties when busy burst capacity is shared out)."""
+        return {"v": _VERSION, "classes": {cls: m.to_json() for cls, m in self._mem.items()}}
+
+    def restore(self, state: Mapping[str, JSON]) -> None:
+        check_version(state, _VERSION, "backlog")
+        classes = state["classes"]
+        if not isinstance(classes, dict):
+            raise StateMismatch("classes must be an object")
+        self._mem = {cls: _Memory.from_json(v) for cls, v in classes.items()}
 
     def want(self, inp: PolicyInput) -> list[Want]:
         """One want per node class: pending work is grouped by the cheapest offering that can hold

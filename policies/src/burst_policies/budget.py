@@ -23,7 +23,7 @@ than the offerings, the fleet or the ledger is a configuration error, never a si
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -31,6 +31,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from burst.api import (
+    JSON,
     ClusterRecord,
     ClusterState,
     ConfigError,
@@ -42,7 +43,13 @@ from burst.api import (
     Offering,
     PolicyConfig,
     PolicyInput,
+    StateMismatch,
     Want,
+    check_version,
+    span_from_json,
+    span_to_json,
+    time_from_json,
+    time_to_json,
 )
 from burst.units import format_duration
 
@@ -185,6 +192,19 @@ class BudgetPolicy:
         for c in inp.fleet:
             if c.currency != cur and c.state in COSTLY:
                 raise ConfigError(f"budget is in {cur} but cluster {c.cluster_id} is billed in {c.currency}", where)
+
+    # memory across processes ---------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, JSON]:
+        """The learned tick length and the time it was last learned from."""
+        return {"v": 1, "last_now": time_to_json(self._last_now), "tick_us": span_to_json(self._tick)}
+
+    def restore(self, state: Mapping[str, JSON]) -> None:
+        check_version(state, 1, "budget")
+        last_now, tick = time_from_json(state["last_now"]), span_from_json(state["tick_us"])
+        if tick is None:
+            raise StateMismatch("tick_us is missing")
+        self._last_now, self._tick = last_now, self.cfg.tick or tick
 
     def tick(self, now: datetime) -> timedelta:
         if self.cfg.tick is None and self._last_now is not None and now > self._last_now:

@@ -22,12 +22,25 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from burst.api import Demand, Duration, PolicyConfig, PolicyInput, Want
+from burst.api import (
+    JSON,
+    Demand,
+    Duration,
+    PolicyConfig,
+    PolicyInput,
+    Sample,
+    StateMismatch,
+    Want,
+    check_version,
+    span_from_json,
+    span_to_json,
+)
 from burst.units import format_duration
 
 from .schedule import likely_offering, provisioning_p90
@@ -108,6 +121,8 @@ class ForecastPolicy:
         self._largest = 0.0
         self._horizon: timedelta | None = cfg.horizon
         self._wanting = False
+        #: the last snapshot, until something in it changes (the history is the bulk of it)
+        self._snap: dict[str, JSON] | None = None
 
     # history -------------------------------------------------------------------------------
 
@@ -124,15 +139,66 @@ class ForecastPolicy:
             return  # time never goes backwards in one run; ignore a replayed older sample
         #: The largest value ever seen sizes the clusters whose latency sets the horizon (an
         #: over-estimate after old peaks are forgotten only makes the pre-warm a little earlier).
-        self._largest = max(self._largest, cores)
+        if cores > self._largest:
+            self._largest, self._snap = max(self._largest, cores), None
         if s not in self._seen:
             self._order.append(s)
             self._seen[s] = cores
-        else:
-            self._seen[s] = max(self._seen[s], cores)
+            self._snap = None
+        elif cores > self._seen[s]:
+            self._seen[s] = cores
+            self._snap = None
         while self._order and self._order[0] <= s - self._span:
             old = self._order.popleft()
             del self._seen[old]
+            self._snap = None
+
+    def seed(self, samples: Sequence[Sample]) -> None:
+        """Learn the history from stored samples (taken every ``sample_every``, so a slot's
+        maximum may be a little lower than the ticks saw) when there is no snapshot to restore."""
+        for smp in samples:
+            free = smp.onprem_free_cores or 0
+            burstable = max(0, smp.pending_cores - free) + max(0, smp.running_cores - smp.onprem_cores)
+            self.observe(smp.at, burstable)
+
+    # memory across processes ---------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, JSON]:
+        """The learned history and what next_wake() needs; the same object while unchanged."""
+        if self._snap is None:
+            order = list(self._order)
+            self._snap = {
+                "v": 1,
+                "slot_s": self._slot_s,
+                "slots": list[JSON](order),
+                "values": list[JSON](self._seen[s] for s in order),
+                "largest": self._largest,
+                "horizon_us": span_to_json(self._horizon),
+                "wanting": self._wanting,
+            }
+        return self._snap
+
+    def restore(self, state: Mapping[str, JSON]) -> None:
+        """A history learned with another ``slot`` means nothing here: refused (seeded instead)."""
+        check_version(state, 1, "forecast")
+        if state["slot_s"] != self._slot_s:
+            raise StateMismatch(f"history has {state['slot_s']}s slots, the config says {self._slot_s}s")
+        slots, values, largest = state["slots"], state["values"], state["largest"]
+        if not isinstance(slots, list) or not isinstance(values, list) or len(slots) != len(values):
+            raise StateMismatch("slots and values must be lists of one length")
+        if not all(isinstance(x, int) for x in slots) or not all(isinstance(x, int | float) for x in values):
+            raise StateMismatch("slots must be whole numbers and values numbers")
+        if not isinstance(largest, int | float):
+            raise StateMismatch(f"largest must be a number, not {largest!r}")
+        seen: dict[int, float] = dict(zip(slots, values, strict=True))  # type: ignore[arg-type]
+        order = deque(sorted(seen))
+        if order:  # a shorter lookback than the snapshot's keeps only the newest periods
+            while order[0] <= order[-1] - self._span:
+                del seen[order.popleft()]
+        self._seen, self._order, self._largest = seen, order, largest
+        self._horizon = span_from_json(state["horizon_us"])
+        self._wanting = bool(state["wanting"])
+        self._snap = None
 
     def history(self) -> list[tuple[datetime, float]]:
         """The remembered (slot start, cores) pairs, oldest first."""
@@ -171,7 +237,8 @@ class ForecastPolicy:
             self.observe(now, burstable_cores(inp.demand))
         first = self.slot_of(now)
         horizon, why = self.horizon(inp, max(1, math.ceil(self._largest)))
-        self._horizon = horizon
+        if horizon != self._horizon:
+            self._horizon, self._snap = horizon, None
         last = self.slot_of(now + horizon)
         peak_slot, peak, how = first, 0.0, ""
         for s in range(first, last + 1):
@@ -182,9 +249,9 @@ class ForecastPolicy:
         if self.cfg.max_cores is not None:
             cores = min(cores, self.cfg.max_cores)
         if cores < self.cfg.min_cores:
-            self._wanting = False
+            self._set_wanting(False)
             return []
-        self._wanting = True
+        self._set_wanting(True)
         # The predicted peak lasts while the prediction stays up (looked at up to a week, or one
         # period, ahead): when the capacity is expected to be released, for the budget's
         # committed spend.
@@ -207,6 +274,10 @@ class ForecastPolicy:
                 until=self.slot_start(end),
             )
         ]
+
+    def _set_wanting(self, wanting: bool) -> None:
+        if wanting != self._wanting:
+            self._wanting, self._snap = wanting, None
 
     def next_wake(self, now: datetime) -> datetime | None:
         """While wanting: the next slot boundary (the prediction changes per slot).  Otherwise the

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
@@ -30,7 +30,18 @@ from typing import Annotated, Literal
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from burst.api import Duration, Offering, PolicyConfig, PolicyInput, Shape, Want
+from burst.api import (
+    JSON,
+    Duration,
+    Offering,
+    PolicyConfig,
+    PolicyInput,
+    Shape,
+    Want,
+    check_version,
+    span_from_json,
+    span_to_json,
+)
 from burst.units import format_duration
 
 # --- config -----------------------------------------------------------------------------------
@@ -281,6 +292,17 @@ class SchedulePolicy:
         self._cron = (cron_trigger(cfg.cron), cfg.duration) if cfg.cron and cfg.duration else None
         #: The pre-warm lead computed at the last want(); next_wake() needs it without inputs.
         self._lead: timedelta | None = None
+
+    # memory across processes ---------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, JSON]:
+        """Only the last pre-warm lead: without it a new process wakes at ``max_prewarm`` before
+        the next window instead of when the old one would have."""
+        return {"v": 1, "lead_us": span_to_json(self._lead)}
+
+    def restore(self, state: Mapping[str, JSON]) -> None:
+        check_version(state, 1, "schedule")
+        self._lead = span_from_json(state["lead_us"])
 
     # windows -------------------------------------------------------------------------------
 
