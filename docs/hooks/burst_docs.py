@@ -149,7 +149,7 @@ def model_table(model: dict[str, Any], factories: Mapping[str, Any] | None = Non
             "| "
             + " | ".join(
                 [
-                    f"`{key}`",
+                    _cell(f"`{key}`"),
                     _cell(type_of(prop)),
                     _cell(default_of(prop, needed, factories.get(key, _NO_FACTORY))),
                     _cell(prop.get("description", "")),
@@ -175,31 +175,33 @@ def _defs_section(defs: dict[str, Any], level: str, owner: str) -> list[str]:
     return out
 
 
-def config_reference(schema: dict[str, Any], classes: Mapping[str, Any] | None = None) -> str:
+def config_reference(schema: dict[str, Any], classes: Mapping[str, Any] | None = None, level: int = 2) -> str:
     """Markdown for the whole file: the core sections, then each plugin group and kind.
 
     ``classes`` maps ``"core"`` and ``"<group>:<kind>"`` to the pydantic model, only to recover
-    defaults that come from a factory.
+    defaults that come from a factory.  ``level`` is the heading level of the top sections, so the
+    reference can sit under a page's own heading.
     """
     classes = classes or {}
+    h1, h2, h3 = ("#" * (level + i) for i in range(3))
     plugins: dict[str, dict[str, Any]] = schema.get("x-plugins", {})
     core = {key: value for key, value in schema.items() if key != "x-plugins"}
-    out = ["## The file", "", *_intro(core), *model_table(core, factory_defaults(classes.get("core"))), ""]
+    out = [f"{h1} The file", "", *_intro(core), *model_table(core, factory_defaults(classes.get("core"))), ""]
     for name, sub in core.get("$defs", {}).items():
         section = next(
             (key for key, prop in core.get("properties", {}).items() if f"#/$defs/{name}" in json.dumps(prop)),
             name,
         )
-        out += [f"### `{section}` (`{name}`)", "", *_intro(sub), *model_table(sub), ""]
+        out += [f"{h2} `{section}` (`{name}`)", "", *_intro(sub), *model_table(sub), ""]
     for group, where, title in _GROUPS:
         kinds = plugins.get(group, {})
         if not kinds:
             continue
-        out += [f"## {title} (`{where}`)", "", f"Entry-point group `{group}`; `kind:` picks one of these.", ""]
+        out += [f"{h1} {title} (`{where}`)", "", f"Entry-point group `{group}`; `kind:` picks one of these.", ""]
         for kind, model in kinds.items():
             factories = factory_defaults(classes.get(f"{group}:{kind}"))
-            out += [f"### `{where}` — `kind: {kind}`", "", *_intro(model), *model_table(model, factories), ""]
-            out += _defs_section(model.get("$defs", {}), "####", f"{where}, kind {kind}")
+            out += [f"{h2} `{where}` — `kind: {kind}`", "", *_intro(model), *model_table(model, factories), ""]
+            out += _defs_section(model.get("$defs", {}), h3, f"{where}, kind {kind}")
     return "\n".join(out)
 
 
@@ -276,7 +278,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         classes: dict[str, Any] = {"core": BurstFile}
         for group, _, _ in _GROUPS:
             classes.update({f"{group}:{kind}": cls for kind, cls in kinds(group).items()})
-        markdown = markdown.replace(CONFIG_MARKER, config_reference(schema(), classes))
+        markdown = markdown.replace(CONFIG_MARKER, config_reference(schema(), classes, level=3))
     if BENCH_MARKER in markdown:
         root = Path(config["config_file_path"]).parent
         markdown = markdown.replace(BENCH_MARKER, bench_tables(root / "bench" / "results"))
