@@ -201,7 +201,7 @@ def config_reference(schema: dict[str, Any], classes: Mapping[str, Any] | None =
         for kind, model in kinds.items():
             factories = factory_defaults(classes.get(f"{group}:{kind}"))
             out += [f"{h2} `{where}` — `kind: {kind}`", "", *_intro(model), *model_table(model, factories), ""]
-            out += _defs_section(model.get("$defs", {}), h3, f"{where}, kind {kind}")
+            out += _defs_section(model.get("$defs", {}), h3, f"`{where}`, `kind: {kind}`")
     return "\n".join(out)
 
 
