@@ -224,6 +224,9 @@ def _money(amount: float, currency: str) -> str:
     return f"{amount:,.0f} {currency}" if amount >= 100 else f"{amount:,.2f} {currency}"
 
 
+_BENCH_KEYS = ("trace", "strategy", "cost_total", "cost_ratio_to_lower_bound", "leaked_clusters", "killed_jobs")
+
+
 def bench_tables(results_dir: Path) -> str:
     """One table per trace file, rows in the order the run wrote them."""
     files = sorted(results_dir.glob("*.json"))
@@ -231,9 +234,15 @@ def bench_tables(results_dir: Path) -> str:
         raise ValueError(f"{results_dir}: no benchmark results (*.json) to render")
     out: list[str] = []
     for path in files:
-        rows: list[dict[str, Any]] = json.loads(path.read_text())
+        try:
+            rows: list[dict[str, Any]] = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{err.lineno}: not JSON: {err.msg}") from err
         if not rows:
             raise ValueError(f"{path}: no rows")
+        missing = [key for key in _BENCH_KEYS for row in rows if key not in row]
+        if missing:
+            raise ValueError(f"{path}: a row lacks {sorted(set(missing))}")
         trace = str(rows[0]["trace"])
         out += [
             f"### {trace}",
@@ -280,6 +289,13 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
             classes.update({f"{group}:{kind}": cls for kind, cls in kinds(group).items()})
         markdown = markdown.replace(CONFIG_MARKER, config_reference(schema(), classes, level=3))
     if BENCH_MARKER in markdown:
+        from mkdocs.exceptions import PluginError
+
         root = Path(config["config_file_path"]).parent
-        markdown = markdown.replace(BENCH_MARKER, bench_tables(root / "bench" / "results"))
+        try:
+            tables = bench_tables(root / "bench" / "results")
+        except (ValueError, KeyError, OSError) as err:
+            # one line naming the file, not a traceback through MkDocs
+            raise PluginError(f"benchmarks page: {err}") from err
+        markdown = markdown.replace(BENCH_MARKER, tables)
     return markdown

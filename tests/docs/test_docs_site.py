@@ -211,6 +211,14 @@ def test_bench_tables_render_every_row_and_refuse_an_empty_results_dir(tmp_path:
     lower = {**row, "strategy": "lower-bound", "wait_p50_s": None, "wait_p95_s": None, "spike_wait_p95_s": None}
     (tmp_path / "T-1.json").write_text(json.dumps([row, lower]))
     text = hook.bench_tables(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "T-2.json").write_text(json.dumps([{"trace": "T-2", "strategy": "burst"}]))
+    with pytest.raises(ValueError, match=r"T-2.json: a row lacks \['cost_ratio_to_lower_bound', 'cost_total'"):
+        hook.bench_tables(broken)
+    (broken / "T-2.json").write_text("[{")
+    with pytest.raises(ValueError, match=r"T-2.json:1: not JSON"):
+        hook.bench_tables(broken)
     assert "### T-1" in text
     assert "| `burst` | 1,234 EUR | 0s | 1h02m | 59s | 2.50× |" in text
     assert "| `lower-bound` | 1,234 EUR | — | — | — |" in text
