@@ -6,7 +6,9 @@ Two markers are replaced in a page's markdown (before pymdownx.snippets runs its
   ``burst.config.schema()``: the core file's models and every installed plugin's section
   (``x-plugins``), so a new key or plugin shows up without anyone editing the docs;
 - ``<!-- burst:bench-results -->`` — one table per trace from ``bench/results/*.json``, every
-  strategy that run measured.
+  strategy that run measured;
+- ``<!-- burst:lifecycle -->`` — the cluster states and their allowed transitions, from
+  ``burst.lifecycle.TRANSITIONS``.
 
 A page with a marker but nothing to render fails the build (strict or not): an empty reference
 would look like a documented absence.
@@ -23,6 +25,7 @@ from typing import Any
 
 CONFIG_MARKER = "<!-- burst:config-reference -->"
 BENCH_MARKER = "<!-- burst:bench-results -->"
+LIFECYCLE_MARKER = "<!-- burst:lifecycle -->"
 
 _GROUPS = (
     ("burst.providers", "providers.<name>", "Providers"),
@@ -276,6 +279,40 @@ def bench_tables(results_dir: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# lifecycle
+
+
+def lifecycle_table(
+    transitions: Mapping[Any, Any], billable: Any, schedulable: Any, live: Any, meaning: Mapping[str, str]
+) -> str:
+    """Every state, where it may go next, and whether it costs money, takes jobs, counts as capacity."""
+    rows = [
+        "| state | may go to | billed | takes jobs | counts as capacity | what it means |",
+        "|---|---|:-:|:-:|:-:|---|",
+    ]
+    for state, targets in transitions.items():
+        name = str(state)
+        if name not in meaning:
+            raise ValueError(f"lifecycle state {name} has no description in the docs hook")
+        nexts = ", ".join(f"`{t}`" for t in sorted(str(t) for t in targets)) or "— (final)"
+        marks = ["yes" if state in group else "" for group in (billable, schedulable, live)]
+        rows.append("| " + " | ".join([f"`{name}`", nexts, *marks, _cell(meaning[name])]) + " |")
+    return "\n".join(rows)
+
+
+STATE_MEANING = {
+    "PLANNED": "decided and committed to the store; nothing asked of a cloud yet (may still be cancelled)",
+    "PROVISIONING": "the create was sent; polled every tick; past `reconciler.provisioning_timeout` it is removed",
+    "JOINING": "the cloud says ready; the federation is joining it; past `reconciler.joining_timeout` rolled back",
+    "ACTIVE": "the federation says it takes work",
+    "DRAINING": "no new work; idle nodes are released; back to ACTIVE if demand returns, else removed at zero running",
+    "REMOVING": "unjoined; the delete is polled until the provider answers `NotFound`",
+    "REMOVED": "gone from the cloud; the record and its ledger stay",
+    "FAILED": "a cloud step failed; retried with backoff up to `reconciler.max_attempts`, then cleaned up",
+}
+
+
+# ---------------------------------------------------------------------------------------------
 # MkDocs entry point (hooks are plain functions looked up by name)
 
 
@@ -288,6 +325,11 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         for group, _, _ in _GROUPS:
             classes.update({f"{group}:{kind}": cls for kind, cls in kinds(group).items()})
         markdown = markdown.replace(CONFIG_MARKER, config_reference(schema(), classes, level=3))
+    if LIFECYCLE_MARKER in markdown:
+        from burst.lifecycle import BILLABLE, LIVE, SCHEDULABLE, TRANSITIONS
+
+        table = lifecycle_table(TRANSITIONS, BILLABLE, SCHEDULABLE, LIVE, STATE_MEANING)
+        markdown = markdown.replace(LIFECYCLE_MARKER, table)
     if BENCH_MARKER in markdown:
         from mkdocs.exceptions import PluginError
 

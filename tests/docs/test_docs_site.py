@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from burst.config import schema
+from burst.lifecycle import BILLABLE, LIVE, SCHEDULABLE, TRANSITIONS
 from burst.registry import kinds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def _hook() -> ModuleType:
 
 def _text(html: str) -> str:
     """Visible text of a page: tags dropped, so a key split by markup still matches."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace(" ,", ",")
 
 
 class _IgnoreTags(yaml.SafeLoader):
@@ -106,6 +107,22 @@ def test_benchmarks_page_has_every_trace_and_strategy(site: Path) -> None:
             assert row["strategy"] in page
     # bench/README.md is included, not copied
     assert "The lower bound" in page
+
+
+def test_architecture_lists_every_lifecycle_state_and_its_transitions(site: Path) -> None:
+    page = _text((site / "architecture" / "index.html").read_text())
+    for state, targets in TRANSITIONS.items():
+        nexts = ", ".join(sorted(str(t) for t in targets)) or "— (final)"
+        assert f"{state} {nexts}" in page, state
+    hook = _hook()
+    with pytest.raises(ValueError, match="FAILED has no description"):
+        hook.lifecycle_table(
+            TRANSITIONS,
+            BILLABLE,
+            SCHEDULABLE,
+            LIVE,
+            {"PLANNED": "x"} | {str(s): "y" for s in TRANSITIONS if str(s) != "FAILED"},
+        )
 
 
 def test_repository_readmes_are_included_not_copied(site: Path) -> None:
