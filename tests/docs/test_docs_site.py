@@ -143,20 +143,39 @@ def test_repository_readmes_are_included_not_copied(site: Path) -> None:
             assert heading.lstrip("# ").replace("`", "") in html, (page, heading)
 
 
-def test_a_broken_link_or_anchor_fails_the_build(tmp_path: Path) -> None:
-    """The validation settings of mkdocs.yml turn both into errors under --strict."""
+def _small_site(tmp_path: Path, other_page: str) -> Path:
+    """Two pages under this repository's mkdocs.yml settings (validation, extensions, theme)."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "index.md").write_text("# Home\n\nSee [the other page](other.md#no-such-heading).\n")
-    (docs / "other.md").write_text("# Other\n\nSee [a page that is not there](missing.md).\n")
+    (docs / "index.md").write_text("# Home\n\nSee [the other page](other.md).\n")
+    (docs / "other.md").write_text(other_page)
     config: dict[str, Any] = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_IgnoreTags)
     config.update(docs_dir=str(docs), nav=["index.md", "other.md"], hooks=[])
-    del config["markdown_extensions"]
+    for extension in config["markdown_extensions"]:
+        if isinstance(extension, dict) and "pymdownx.snippets" in extension:
+            extension["pymdownx.snippets"]["base_path"] = str(tmp_path)
     (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config))
-    done = _mkdocs(tmp_path / "mkdocs.yml", tmp_path / "site")
+    return tmp_path / "mkdocs.yml"
+
+
+def test_a_broken_link_or_anchor_fails_the_build(tmp_path: Path) -> None:
+    """The validation settings of mkdocs.yml turn both into errors under --strict."""
+    page = "# Other\n\nSee [a page that is not there](missing.md) and [a heading](index.md#no-such-heading).\n"
+    done = _mkdocs(_small_site(tmp_path, page), tmp_path / "site")
     assert done.returncode != 0
     assert "missing.md" in done.stderr
     assert "no-such-heading" in done.stderr
+
+
+def test_an_include_of_a_missing_file_fails_the_build(tmp_path: Path) -> None:
+    (tmp_path / "there.md").write_text("## Included\n")
+    ok = _mkdocs(_small_site(tmp_path, '# Other\n\n--8<-- "there.md"\n'), tmp_path / "site")
+    assert ok.returncode == 0, ok.stderr
+    assert "Included" in (tmp_path / "site" / "other" / "index.html").read_text()
+    (tmp_path / "there.md").unlink()
+    done = _mkdocs(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert done.returncode != 0
+    assert "there.md" in done.stderr
 
 
 def test_every_docs_page_is_in_the_nav() -> None:
