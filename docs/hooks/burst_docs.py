@@ -189,6 +189,13 @@ def config_reference(schema: dict[str, Any], classes: Mapping[str, Any] | None =
     h1, h2, h3 = ("#" * (level + i) for i in range(3))
     plugins: dict[str, dict[str, Any]] = schema.get("x-plugins", {})
     core = {key: value for key, value in schema.items() if key != "x-plugins"}
+    # the core leaves plugin sections untyped; say where their keys are
+    core_props = {key: dict(prop) for key, prop in core.get("properties", {}).items()}
+    for _, where, title in _GROUPS:
+        key = where.split(".")[0].rstrip("[]")
+        if key in core_props and not core_props[key].get("description"):
+            core_props[key]["description"] = f"plugin section(s) picked by `kind:`; each kind's keys: {title}, below"
+    core = {**core, "properties": core_props}
     out = [f"{h1} The file", "", *_intro(core), *model_table(core, factory_defaults(classes.get("core"))), ""]
     for name, sub in core.get("$defs", {}).items():
         section = next(
