@@ -33,7 +33,7 @@ def test_monthly_cap_holds_with_a_hard_stop(cap: int) -> None:
             "providers": PROVIDERS,
             "policies": [
                 {"kind": "backlog", "pending_cores_above": 32, "for": "15m", "idle_after": "30m"},
-                {"kind": "budget", "monthly": f"{cap} EUR"},
+                {"kind": "budget", "monthly": f"{cap} EUR", "hard_stop": True},  # opt-in since issue 12
             ],
             "simulation": {"tick": "5m"},
         }
@@ -43,6 +43,7 @@ def test_monthly_cap_holds_with_a_hard_stop(cap: int) -> None:
     for month in (2, 3):
         assert month_spend(store, 1997, month) <= cap + tick_worth
     assert summary.leaked_clusters == 0
+    assert summary.killed_jobs == 0, "only the hard stop kills, and its kills are counted apart"
     store.close()
 
 

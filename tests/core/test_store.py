@@ -70,6 +70,9 @@ def test_ledger_counts_from_create_request_to_completed_delete(url: str) -> None
     s = Store(url, "burst")
     rec = s.add(new_record(nodes=3), "x")
     rec = s.transition(rec, S.PROVISIONING, T0, "create requested")
+    assert s.ledger() == [], "a create request alone bills nothing: the cloud may refuse it"
+    s.start_billing(rec, T0)  # the cloud accepted it
+    s.start_billing(rec, T0 + timedelta(minutes=1))  # idempotent: billed once, from the first acceptance
     rec = s.transition(rec, S.JOINING, T0 + timedelta(minutes=12), "ready")
     rec = s.transition(rec, S.ACTIVE, T0 + timedelta(minutes=15), "joined")
     rec = s.update(rec, T0 + timedelta(hours=1), desired_nodes=5)  # grow: a new segment
@@ -99,6 +102,7 @@ def test_ledger_counts_from_create_request_to_completed_delete(url: str) -> None
 def test_open_segments_burn(url: str) -> None:
     s = Store(url, "burst")
     rec = s.transition(s.add(new_record(nodes=2), "x"), S.PROVISIONING, T0, "create")
+    s.start_billing(rec, T0)
     sp = s.spend(T0 + timedelta(hours=1), "EUR")
     assert sp.burn_per_hour == pytest.approx(2 * 0.40 + 0.10)
     assert s.total_cost(T0 + timedelta(minutes=30)) == pytest.approx(0.5 * 0.9)
