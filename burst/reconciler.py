@@ -255,10 +255,11 @@ class Reconciler:
             return
         st = rec.state
         if st is S.PLANNED:
-            until = self.store.backoffs().get(rec.provider)
-            if until is not None and until > now:
+            backoff = self.store.backoff(rec.provider)
+            if backoff is not None and backoff.until > now:
                 # Planned before its provider failed (earlier in this step): not sent, so a fault
                 # costs one create call per back-off window, not one per planned cluster.
+                until = backoff.until
                 report.fallbacks.setdefault(rec.provider, f"backing off until {until:%H:%M:%S}")
                 self._move(
                     rec,
@@ -267,6 +268,10 @@ class Reconciler:
                     report,
                     removed_at=now,
                 )
+                return
+            if backoff is not None and self._probing(rec.provider):
+                # After a failure streak one create probes the provider; the others wait for its
+                # answer (a failed provisioning shows only once the cloud gives up building).
                 return
             # Intent first: once PROVISIONING is committed, a restart will (idempotently) create.
             rec = self._move(rec, S.PROVISIONING, "create requested", report, requested_at=now)
@@ -309,6 +314,10 @@ class Reconciler:
             self._removing(rec, report)
         elif st is S.FAILED:
             self._failed(rec, report)
+
+    def _probing(self, provider: str) -> bool:
+        """A create of ``provider`` is in flight (sent, not yet ready)."""
+        return any(c.provider == provider and c.state is S.PROVISIONING for c in self.store.fleet())
 
     def _provisioning(self, rec: ClusterRecord, report: StepReport) -> None:
         now = self.clock.now()
