@@ -61,6 +61,7 @@ class SeasonSummary:
     #: create calls that asked a cloud for a new cluster, refused ones included (polls of a
     #: cluster being built are not counted)
     create_requests: int = 0
+    create_requests_by_provider: dict[str, int] = field(default_factory=dict)
     #: clusters that became ready (the clusters the season really needed)
     clusters_ready: int = 0
 
@@ -238,6 +239,7 @@ def simulate(
         if seg.item == "nodes":
             node_hours += seg.hours(now) * seg.quantity
     leaked = len(store.fleet())
+    creates = {name: int(getattr(p, "create_requests", 0)) for name, p in engine.providers.items()}
     summary = SeasonSummary(
         trace=trace.name,
         jobs=len(jobs),
@@ -264,7 +266,8 @@ def simulate(
         ticks=ticks,
         errors_by_type=errors,
         budget_killed_jobs=executor.budget_killed_jobs,
-        create_requests=sum(int(getattr(p, "create_requests", 0)) for p in engine.providers.values()),
+        create_requests=sum(creates.values()),
+        create_requests_by_provider=creates,
         clusters_ready=sum(1 for c in store.all_clusters() if c.ready_at is not None),
     )
     if not keep_store:

@@ -53,7 +53,9 @@ def want(backlog: StaticBacklog, cores: int) -> None:
 def engine_with(providers: dict[str, Any], **reconciler: Any) -> tuple[Engine, SimClock, StaticBacklog]:
     clock = SimClock(T0)
     backlog = StaticBacklog(clock)
-    cfg = make_config({"providers": providers, "reconciler": {"tick": "1m", "provisioning_timeout": "30m", **reconciler}})
+    cfg = make_config(
+        {"providers": providers, "reconciler": {"tick": "1m", "provisioning_timeout": "30m", **reconciler}}
+    )
     return make_engine(cfg, clock, backlog=backlog, extras={"executor": None}), clock, backlog
 
 
@@ -107,7 +109,13 @@ def test_faulty_provider_falls_back_and_needed_clusters_cost_at_most_two_creates
     eng, clock, backlog = engine_with(
         {
             # gce is cheaper, so placement tries it first every time it is not backing off
-            "gce": {"kind": "local", "cloud": "gce", "max_nodes": 16, "nodes_per_cluster": 4, "faults": [FAULTS[fault]]},
+            "gce": {
+                "kind": "local",
+                "cloud": "gce",
+                "max_nodes": 16,
+                "nodes_per_cluster": 4,
+                "faults": [FAULTS[fault]],
+            },
             "aws": {"kind": "local", "cloud": "aws", "max_nodes": 16, "nodes_per_cluster": 4},
         }
     )
@@ -130,7 +138,13 @@ def test_faulty_provider_falls_back_and_needed_clusters_cost_at_most_two_creates
 def test_errors_of_every_fallback_pass_reach_the_tick_result_and_metrics() -> None:
     eng, clock, backlog = engine_with(
         {
-            "gce": {"kind": "local", "cloud": "gce", "max_nodes": 8, "nodes_per_cluster": 4, "faults": [{"kind": "quota_exceeded"}]},
+            "gce": {
+                "kind": "local",
+                "cloud": "gce",
+                "max_nodes": 8,
+                "nodes_per_cluster": 4,
+                "faults": [{"kind": "quota_exceeded"}],
+            },
             "aws": {
                 "kind": "local",
                 "cloud": "aws",
@@ -192,9 +206,7 @@ def test_backoff_survives_a_restart_and_resets_on_success(tmp_path: Path) -> Non
 
 def _trace(days: int) -> Trace:
     """Every 3 hours, 30 jobs of 8 cores for an hour: more than the 100 on-prem cores hold."""
-    jobs = [
-        Job(i * 30 + k, i * 3 * 3600.0, 3600.0, Shape(8, 2000)) for i in range(days * 8) for k in range(30)
-    ]
+    jobs = [Job(i * 30 + k, i * 3 * 3600.0, 3600.0, Shape(8, 2000)) for i in range(days * 8) for k in range(30)]
     return Trace("synthetic", T0, jobs)
 
 
@@ -324,7 +336,7 @@ def test_a_second_installation_under_the_same_name_is_refused(tmp_path: Path) ->
     second.tick()  # the second installation (another store, same name) creates a cluster
     [theirs] = [c.cluster_id for c in second.store.fleet()]
     clock.advance(11 * 60)  # the next listing of the account
-    with pytest.raises(InstallationConflict, match="another store made it .*refusing to act"):
+    with pytest.raises(InstallationConflict, match=r"another store made it .*refusing to act"):
         first.tick()
     with pytest.raises(InstallationConflict):
         first.tick()  # and keeps refusing
@@ -334,7 +346,7 @@ def test_a_second_installation_under_the_same_name_is_refused(tmp_path: Path) ->
 
 def test_budget_hard_stop_is_opt_in_and_announced_before_it_acts() -> None:
     def cfg(hard_stop: bool | None) -> Any:
-        budget: dict[str, Any] = {"kind": "budget", "monthly": "20 EUR", "horizon": "1h"}
+        budget: dict[str, Any] = {"kind": "budget", "monthly": "5 EUR", "horizon": "1h"}
         if hard_stop is not None:
             budget["hard_stop"] = hard_stop
         return make_config(
