@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def test_monthly_cap_holds_with_a_hard_stop(cap: int) -> None:
         assert month_spend(store, 1997, month) <= cap + tick_worth
     assert summary.leaked_clusters == 0
     assert summary.killed_jobs == 0, "only the hard stop kills, and its kills are counted apart"
+    announced = [re.search(r"hard stop at [^:]+:\d+: (\d+) running job", t["reason"]) for t in store.transitions()]
+    assert summary.budget_killed_jobs == sum(int(m.group(1)) for m in announced if m)
     store.close()
 
 
