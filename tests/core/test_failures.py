@@ -381,3 +381,31 @@ def test_budget_hard_stop_is_opt_in_and_announced_before_it_acts() -> None:
             assert all(d > clock.now() for d in deadlines) or deadlines[0] >= clock.now()
             got = m.registry.get_sample_value("burst_budget_hard_stop_timestamp_seconds", {"policy": "budget"})
             assert got == min(deadlines).timestamp()  # type: ignore[type-var]
+
+
+def test_status_page_shows_backoffs_and_the_announced_hard_stop() -> None:
+    from burst.status import StatusPage
+
+    eng, clock, backlog = engine_with(
+        {
+            "gce": {
+                "kind": "local",
+                "cloud": "gce",
+                "max_nodes": 8,
+                "nodes_per_cluster": 4,
+                "faults": [{"kind": "quota_exceeded"}],
+            },
+            "aws": {"kind": "local", "cloud": "aws", "max_nodes": 8, "nodes_per_cluster": 4},
+        }
+    )
+    want(backlog, 32)
+    for _ in range(30):
+        clock.advance(60)
+        eng.tick()
+    [rec] = [c for c in eng.store.fleet() if c.state is S.ACTIVE]
+    deadline = clock.now() + timedelta(hours=2)
+    eng.reconciler.release(rec, "budget nearly spent", deadline)
+    eng.store.set_backoff("gce", clock.now() + timedelta(minutes=20), "QuotaExceeded: quota exceeded (injected)", 5)
+    page = StatusPage(eng.store, eng.cfg, clock).render()
+    assert f"DRAINING (hard stop {deadline:%Y-%m-%d %H:%M})" in page
+    assert "gce: avoided until" in page and "after 5 failed create(s) in a row" in page
