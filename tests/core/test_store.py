@@ -125,6 +125,13 @@ def test_decisions_and_backoffs_persist(url: str) -> None:
     s2 = Store(url, "burst")
     assert s2.decisions()[0]["detail"]["actions"][0]["op"] == "create"
     assert s2.backoffs() == {"aws": T0 + timedelta(minutes=30)}
+    s2.set_backoff("gce", T0 + timedelta(minutes=4), "Throttled: slow down", attempts=3, kind="Throttled")
+    s2.clear_backoff("aws")
+    s2.close()
+    s2 = Store(url, "burst")
+    b = s2.backoff("gce")
+    assert b is not None and (b.attempts, b.kind, b.until) == (3, "Throttled", T0 + timedelta(minutes=4))
+    assert s2.backoff("aws") is None
     s2.close()
 
 
