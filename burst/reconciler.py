@@ -328,6 +328,7 @@ class Reconciler:
             self._move(rec, S.REMOVING, why, report)
             report.error(rec.cluster_id, rec.provider, "StuckProvisioning", why)
             self._back_off(rec.provider, "StuckProvisioning", why, report)
+            report.fallbacks[rec.provider] = f"StuckProvisioning: {why}"
             return
         cloud = self._provider(rec).create_cluster(self._spec(rec))
         if not self.store.billing_started(rec.cluster_id):
