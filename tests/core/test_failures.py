@@ -409,3 +409,28 @@ def test_status_page_shows_backoffs_and_the_announced_hard_stop() -> None:
     page = StatusPage(eng.store, eng.cfg, clock).render()
     assert f"DRAINING (hard stop {deadline:%Y-%m-%d %H:%M})" in page
     assert "gce: avoided until" in page and "after 5 failed create(s) in a row" in page
+
+
+def test_a_failed_orphan_delete_is_reported_and_retried_until_gone() -> None:
+    eng, clock, _ = engine_with(
+        {"aws": {"kind": "local", "cloud": "aws", "max_nodes": 4, "nodes_per_cluster": 4}}, orphan_grace="0s"
+    )
+    p = local(eng, "aws")
+    p.adopt_foreign_for_tests("burst-aws-09999", {"burst.owner": "burst", "burst.cluster": "burst-aws-09999"})
+    real = p.delete_cluster
+    failures = {"left": 2}
+
+    def flaky(cluster_id: str) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ProviderError(f"deleting {cluster_id}: connection reset")
+        return real(cluster_id)
+
+    p.delete_cluster = flaky  # type: ignore[method-assign]
+    errors = []
+    for _ in range(60):
+        clock.advance(60)
+        errors += [(c, m) for c, _k, m in eng.tick().step.errors]
+    assert [c for c, _m in errors] == ["burst-aws-09999", "burst-aws-09999"]
+    assert eng.store.get("burst-aws-09999").state is S.REMOVED  # type: ignore[union-attr]
+    assert "burst-aws-09999" not in [c.cluster_id for c in p.list_clusters("burst")]
