@@ -60,6 +60,8 @@ class BenchRow:
     #: Core-hours jobs actually ran on burst capacity (the rest of what was paid for sat idle).
     burst_core_hours_used: float = 0.0
     note: str = ""
+    #: Jobs killed on purpose by an opt-in budget hard stop (``killed_jobs`` counts accidents).
+    budget_killed_jobs: int = 0
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -120,6 +122,7 @@ def bench_trace(
                 s.peak_burst_cores,
                 round(s.node_hours, 1),
                 round(s.burst_core_hours_used, 1),
+                budget_killed_jobs=s.budget_killed_jobs,
             )
         )
     if "lower-bound" in strategies:

@@ -212,6 +212,8 @@ def simulate(
     t.add_row("peak burst cores", f"{s.peak_burst_cores:,}")
     t.add_row("clusters left running", f"[{'green' if s.leaked_clusters == 0 else 'red'}]{s.leaked_clusters}[/]")
     t.add_row("jobs killed", f"[{'green' if s.killed_jobs == 0 else 'red'}]{s.killed_jobs}[/]")
+    if s.budget_killed_jobs:
+        t.add_row("jobs killed by the budget's hard stop (opt-in)", f"[yellow]{s.budget_killed_jobs}[/]")
     t.add_row("simulated", f"{format_duration(s.sim_seconds)} in {s.wall_seconds:.1f}s wall ({s.ticks:,} ticks)")
     out.print(t)
     if report is not None:

@@ -47,8 +47,19 @@ class ReconcilerConfig(BaseModel):
         default=3, ge=1, description="cloud attempts per cluster before it is given up and cleaned"
     )
     retry_backoff: Duration = Field(default=timedelta(minutes=2), description="first retry delay; doubles per attempt")
+    provider_backoff_first: Duration = Field(
+        default=timedelta(minutes=1),
+        description="how long placement first avoids a provider after a failed create (quota, capacity, "
+        "throttling, auth, failed or stuck provisioning); doubles per failure in a row",
+    )
     provider_backoff: Duration = Field(
-        default=timedelta(minutes=30), description="how long placement avoids a provider after quota/capacity errors"
+        default=timedelta(minutes=30),
+        description="the longest a provider is avoided at once: a persistent fault costs one probe per this",
+    )
+    orphan_grace: Duration = Field(
+        default=timedelta(minutes=10),
+        description="a cluster with our owner tag that the store does not know is left alone this long "
+        "before it is adopted, drained through the federation and removed",
     )
     sample_every: Duration = Field(
         default=timedelta(hours=1), description="how often demand/capacity/spend is sampled for reports"

@@ -181,7 +181,6 @@ class Daemon:
         self.stopping = threading.Event()
         self.ticks = 0
         self._lock = threading.Lock()
-        self._adopted = False
         self.engine: Engine | None = None
         self.elector: LeaseElector | None = None
 
@@ -259,12 +258,15 @@ class Daemon:
             try:
                 eng.store.refresh()  # an operator's `burst drain` may have written meanwhile
                 eng.reload_state()  # ...and `burst apply`, or the replica that led before a failover
-                if not self._adopted:
-                    adopt = eng.reconciler.adopt()
-                    self._adopted = True
-                    for cid in adopt.orphans_removed:
-                        log.warning("removed orphan cluster %s", cid, extra={"cluster": cid, "event": "orphan"})
+                # Each tick's step lists the accounts for orphans when due (and again after a
+                # failed listing), so one transient error never leaves an orphan for good.
                 result = eng.tick(stop=self.stopping.is_set)
+                for cid in result.step.orphans_removed:
+                    log.warning(
+                        "adopted orphan cluster %s: drained, then removed",
+                        cid,
+                        extra={"cluster": cid, "event": "orphan"},
+                    )
             except BurstError as err:
                 log.error("tick failed: %s", err)
                 return

@@ -270,6 +270,7 @@ class Engine:
 
     def tick(self, stop: Callable[[], bool] | None = None) -> TickResult:
         """One reconcile tick.  ``stop`` (the daemon's SIGTERM flag) is checked between steps."""
+        self.reconciler.check_installation()  # another store acts under our name: do nothing
         demand = self.poll_demand()
         inp = self.policy_input(demand)
         plan = self._plan(inp, self._new_id)
@@ -277,8 +278,9 @@ class Engine:
         self._save_state()
         self.reconciler.apply(plan)
         report = self.reconciler.step(stop)
+        total = report
         replans = 0
-        # Quota or capacity errors: placement picks the next provider in the same tick.
+        # A provider failed a create (and now backs off): placement picks another in the same tick.
         while report.fallbacks and replans < len(self.providers) and not (stop and stop()):
             replans += 1
             inp = self.policy_input(demand)
@@ -287,8 +289,9 @@ class Engine:
             self._save_state()
             self.reconciler.apply(plan)
             report = self.reconciler.step(stop)
+            total.merge(report)  # every pass's errors reach the tick result, logs and metrics
         self._sample(demand, inp)
-        return TickResult(self.clock.now(), demand, plan, report, replans)
+        return TickResult(self.clock.now(), demand, plan, total, replans)
 
     def _record(self, plan: Plan, note: str = "") -> None:
         d = plan.decision

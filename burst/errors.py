@@ -79,3 +79,8 @@ class BacklogUnavailable(BurstError):
 def is_fallback(err: BaseException) -> bool:
     """True when placement should try the next provider instead of failing the tick."""
     return isinstance(err, QuotaExceeded | CapacityUnavailable)
+
+
+class InstallationConflict(BurstError):
+    """Another store creates clusters under our installation name in the same cloud account: two
+    installations (or a wrong ``state:`` URL) would delete each other's work, so burst refuses to act."""

@@ -157,6 +157,10 @@ class Executor:
         self.burst_busy_cores = 0
         self.finished = 0
         self.killed_jobs = 0
+        #: jobs killed by an announced, opt-in budget hard stop: counted apart from killed_jobs
+        self.budget_killed_jobs = 0
+        #: clusters removed at a budget hard stop (the simulation names them as it happens)
+        self.budget_stopped: set[str] = set()
         self.burst_core_seconds = 0.0
         self.load(jobs)
 
@@ -229,7 +233,10 @@ class Executor:
             return
         c = self.clusters.get(where)
         if c is None:  # the cluster vanished under a running job: that job was killed
-            self.killed_jobs += 1
+            if where in self.budget_stopped:
+                self.budget_killed_jobs += 1
+            else:
+                self.killed_jobs += 1
             return
         for n, cpu, mem, gpu in self._placement.pop(i)[1]:
             c.free_cpu[n] += cpu

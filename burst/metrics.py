@@ -9,7 +9,8 @@ thread, and the HTTP exposition (:mod:`burst.status`) only reads the registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -81,6 +82,14 @@ class BurstMetrics:
         self.budget_ratio = Gauge(
             "burst_budget_used_ratio", "Spent / cap of a budget (1 = cap reached)", ["budget"], registry=r
         )
+        self.hard_stop_at = Gauge(
+            "burst_budget_hard_stop_timestamp_seconds",
+            "When a policy's hard stop removes its drained clusters even if jobs run there (Unix time; "
+            "0 = none announced).  Set from the tick that announces it, before it acts",
+            ["policy"],
+            registry=r,
+        )
+        self._hard_stop_policies: set[str] = set()
         self.latency = Histogram(
             "burst_provisioning_latency_seconds",
             "Create request to cluster ready",
@@ -88,7 +97,15 @@ class BurstMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.errors = Counter("burst_errors", "Errors seen by the reconciler, by type", ["type"], registry=r)
+        self.errors = Counter(
+            "burst_errors", "Errors seen by the reconciler, by provider and kind", ["provider", "kind"], registry=r
+        )
+        self.backoff = Gauge(
+            "burst_provider_backoff_seconds",
+            "How much longer placement avoids a provider after failed creates (0 = not backing off)",
+            ["provider"],
+            registry=r,
+        )
         self.transitions = Counter(
             "burst_transitions", "Lifecycle transitions, by target state", ["provider", "to_state"], registry=r
         )
@@ -149,9 +166,27 @@ class BurstMetrics:
             self.budget_spent.labels(b.label, b.currency).set(spent)
             self.budget_ratio.labels(b.label).set(spent / b.limit if b.limit > 0 else 0.0)
 
-    def observe_errors(self, errors: Iterable[tuple[str, str, str]]) -> None:
-        for _cluster, kind, _message in errors:
-            self.errors.labels(kind).inc()
+    def observe_errors(self, kinds: Iterable[tuple[str, str]]) -> None:
+        """Count errors by (provider, kind); ``"*"`` when no one provider is concerned."""
+        for provider, kind in kinds:
+            self.errors.labels(provider or "*", kind).inc()
+
+    def observe_backoffs(self, until: Mapping[str, datetime], providers: Iterable[str], now: datetime) -> None:
+        for p in sorted(set(providers) | set(until)):
+            left = (until[p] - now).total_seconds() if p in until else 0.0
+            self.backoff.labels(p).set(max(left, 0.0))
+
+    def observe_hard_stops(self, result: TickResult) -> None:
+        soonest: dict[str, float] = {}
+        for d in result.plan.decision.drains:
+            if d.deadline is not None:
+                ts = d.deadline.timestamp()
+                soonest[d.policy] = min(ts, soonest.get(d.policy, ts))
+        for policy in self._hard_stop_policies - set(soonest):
+            self.hard_stop_at.labels(policy).set(0)
+        for policy, ts in soonest.items():
+            self.hard_stop_at.labels(policy).set(ts)
+        self._hard_stop_policies |= set(soonest)
 
     # --- one tick ------------------------------------------------------------------------------
 
@@ -165,7 +200,9 @@ class BurstMetrics:
         for cluster_id, _from, to in result.step.transitions:
             self.transitions.labels(provider_of.get(cluster_id, "unknown"), str(to)).inc()
         self.observe_spend(engine.store.spend(now, engine.cfg.file.currency), engine.store.total_cost(now))
-        self.observe_errors(result.step.errors)
+        self.observe_hard_stops(result)
+        self.observe_errors(result.step.error_kinds)
+        self.observe_backoffs(engine.store.backoffs(), engine.providers, now)
         self.ticks.inc()
         if duration_s is not None:
             self.tick_duration.observe(duration_s)

@@ -15,6 +15,9 @@ from enum import StrEnum
 OWNER_TAG = "burst.owner"
 CLUSTER_TAG = "burst.cluster"
 CAMPAIGN_TAG = "burst.campaign"
+#: The random token of the store that created the cluster: tells a lost store's leftovers and a
+#: second installation under the same name from our own clusters.
+STORE_TAG = "burst.store"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -196,6 +199,8 @@ class CloudCluster:
     message: str = ""
     flavor: str = ""
     region: str = ""
+    #: when the cloud created it, if the cloud says (billing starts then; orphan checks use it)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

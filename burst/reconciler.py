@@ -11,6 +11,7 @@ polled in later ones.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,16 +22,18 @@ from burst.config import ReconcilerConfig
 from burst.errors import (
     AuthFailed,
     BurstError,
+    CapacityUnavailable,
     FederationError,
+    InstallationConflict,
     NotFound,
     ProviderError,
     ProvisioningFailed,
+    QuotaExceeded,
     Throttled,
-    is_fallback,
 )
 from burst.federation.api import Federation, ReleasesNodes
 from burst.lifecycle import ClusterRecord, ClusterState
-from burst.model import CloudCluster, CloudStatus, ClusterSpec
+from burst.model import CAMPAIGN_TAG, OWNER_TAG, STORE_TAG, CloudCluster, CloudStatus, ClusterSpec
 from burst.plan import ROLLBACK, Action, Op, Plan
 from burst.provider import Provider, RemovesNodes
 from burst.store import StaleRecord, Store
@@ -38,19 +41,53 @@ from burst.store import StaleRecord, Store
 S = ClusterState
 log = logging.getLogger("burst.reconciler")
 
+#: Errors that mean the cloud refused a create outright: nothing was made, nothing is billed.
+REFUSED = (QuotaExceeded, CapacityUnavailable, Throttled, AuthFailed)
+#: How often the account is listed for orphans at most, whatever ``orphan_grace`` says.
+SCAN_EVERY_MIN = timedelta(minutes=5)
+
+
+def provider_delay(provider: str, attempts: int, first: timedelta, cap: timedelta) -> timedelta:
+    """How long placement avoids a provider after ``attempts`` failures in a row: ``first``,
+    doubling, at most ``cap``, plus up to 10 % jitter (deterministic per provider and attempt, so
+    replicas and reruns agree, while two providers failing together do not probe in lockstep)."""
+    base: timedelta = min(first * (2 ** min(max(attempts - 1, 0), 20)), cap)
+    jitter = (zlib.crc32(f"{provider}:{attempts}".encode()) % 1000) / 10000
+    return min(base * (1 + jitter), cap)
+
 
 @dataclass
 class StepReport:
     """What one reconcile step did: for logs, metrics and same-tick fallback."""
 
     transitions: list[tuple[str, ClusterState, ClusterState]] = field(default_factory=list)
-    #: providers that answered QuotaExceeded / CapacityUnavailable this step
+    #: providers that failed a create this step (any kind): placement tries another in the same tick
     fallbacks: dict[str, str] = field(default_factory=dict)
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # cluster, error type, message
+    #: (provider, error type) of each entry of ``errors``, in the same order: metrics by provider
+    error_kinds: list[tuple[str, str]] = field(default_factory=list)
+    #: providers backed off this step: provider → until
+    backoffs: dict[str, datetime] = field(default_factory=dict)
     stuck_deleted: int = 0
+    #: tagged clusters unknown to the store, adopted this step to be drained and removed
     orphans_removed: list[str] = field(default_factory=list)
     #: jobs still running on clusters removed at a hard-stop deadline
     killed: int = 0
+
+    def error(self, cluster: str, provider: str, kind: str, message: str) -> None:
+        self.errors.append((cluster, kind, message))
+        self.error_kinds.append((provider, kind))
+
+    def merge(self, other: StepReport) -> None:
+        """Add a later pass of the same tick (a placement fallback): nothing one pass saw is lost."""
+        self.transitions.extend(other.transitions)
+        self.fallbacks.update(other.fallbacks)
+        self.errors.extend(other.errors)
+        self.error_kinds.extend(other.error_kinds)
+        self.backoffs.update(other.backoffs)
+        self.stuck_deleted += other.stuck_deleted
+        self.orphans_removed.extend(other.orphans_removed)
+        self.killed += other.killed
 
 
 class Reconciler:
@@ -69,11 +106,15 @@ class Reconciler:
         self.clock = clock
         self.settings = settings
         self.owner = owner
-        #: orphans whose deletion :meth:`adopt` started: cluster id → provider name.  A cloud delete
-        #: takes several calls (EKS: node groups first, then the control plane), so each step
-        #: advances them until the provider answers NotFound.  Not persisted: after a restart,
-        #: adopt() finds them again by their owner tag.
-        self.orphans: dict[str, str] = {}
+        #: tagged clusters unknown to the store: cluster id → (provider, first seen).  Not
+        #: persisted: after a restart the grace period starts again (the safe direction).
+        self._unknown: dict[str, tuple[str, datetime]] = {}
+        #: when each provider's account is listed next for orphans (absent: at the next step)
+        self._next_scan: dict[str, datetime] = {}
+        #: ids each provider listed the first time: clusters there before this process started
+        self._first_listing: dict[str, frozenset[str]] = {}
+        #: set once another store is seen creating clusters under our name: every step refuses
+        self.conflict: str | None = None
         self._releases_nodes: frozenset[str] | None = None
 
     def releases_nodes(self) -> frozenset[str]:
@@ -157,8 +198,9 @@ class Reconciler:
         """Advance every cluster (or ``only`` one) by one step.  ``stop`` is checked between
         clusters, so a SIGTERM never interrupts a cluster mid-step."""
         report = StepReport()
+        self.check_installation()
         if only is None:
-            self._remove_orphans(report)
+            self._scan_orphans(report)
         for rec in self.store.fleet():
             if stop is not None and stop():
                 break
@@ -187,6 +229,7 @@ class Reconciler:
             self.owner,
             rec.campaign,
             rec.policy,
+            {STORE_TAG: self.store.token},
         )
 
     def _provider(self, rec: ClusterRecord) -> Provider:
@@ -212,6 +255,24 @@ class Reconciler:
             return
         st = rec.state
         if st is S.PLANNED:
+            backoff = self.store.backoff(rec.provider)
+            if backoff is not None and backoff.until > now:
+                # Planned before its provider failed (earlier in this step): not sent, so a fault
+                # costs one create call per back-off window, not one per planned cluster.
+                until = backoff.until
+                report.fallbacks.setdefault(rec.provider, f"backing off until {until:%H:%M:%S}")
+                self._move(
+                    rec,
+                    S.REMOVED,
+                    f"not sent: {rec.provider} backs off until {until:%Y-%m-%d %H:%M:%S}",
+                    report,
+                    removed_at=now,
+                )
+                return
+            if backoff is not None and self._probing(rec.provider):
+                # After a failure streak one create probes the provider; the others wait for its
+                # answer (a failed provisioning shows only once the cloud gives up building).
+                return
             # Intent first: once PROVISIONING is committed, a restart will (idempotently) create.
             rec = self._move(rec, S.PROVISIONING, "create requested", report, requested_at=now)
             self._provisioning(rec, report)
@@ -254,17 +315,29 @@ class Reconciler:
         elif st is S.FAILED:
             self._failed(rec, report)
 
+    def _probing(self, provider: str) -> bool:
+        """A create of ``provider`` is in flight (sent, not yet ready)."""
+        return any(c.provider == provider and c.state is S.PROVISIONING for c in self.store.fleet())
+
     def _provisioning(self, rec: ClusterRecord, report: StepReport) -> None:
         now = self.clock.now()
         started = rec.requested_at or rec.state_since
         if now - started > self.settings.provisioning_timeout:
             report.stuck_deleted += 1
-            self._move(
-                rec, S.REMOVING, f"stuck provisioning for more than {self.settings.provisioning_timeout}", report
-            )
+            why = f"stuck provisioning for more than {self.settings.provisioning_timeout}"
+            self._move(rec, S.REMOVING, why, report)
+            report.error(rec.cluster_id, rec.provider, "StuckProvisioning", why)
+            self._back_off(rec.provider, "StuckProvisioning", why, report)
+            report.fallbacks[rec.provider] = f"StuckProvisioning: {why}"
             return
         cloud = self._provider(rec).create_cluster(self._spec(rec))
+        if not self.store.billing_started(rec.cluster_id):
+            # The cloud accepted the create (the call returned): billing starts now, or when the
+            # cloud says it created the cluster (a create resent after a crash).
+            at = min(cloud.created_at, now) if cloud.created_at is not None else now
+            self.store.start_billing(rec, max(at, started))
         if cloud.status is CloudStatus.READY:
+            self.store.clear_backoff(rec.provider)
             rec = self._move(
                 rec,
                 S.JOINING,
@@ -327,14 +400,14 @@ class Reconciler:
         half-created cloud object is never reused."""
         self._move(rec, S.REMOVING, f"cleaning up after failure: {rec.last_error}", report)
 
-    # --- errors -------------------------------------------------------------------------------
+    # --- errors ---------------------------------------------------------------------------------
 
     def _failed_call(self, rec: ClusterRecord, err: BurstError, report: StepReport) -> None:
-        """One place decides what an error means for a cluster's lifecycle."""
+        """One place decides what an error means for a cluster's lifecycle and its provider."""
         now = self.clock.now()
         rec = self.store.get(rec.cluster_id) or rec
         kind = type(err).__name__
-        report.errors.append((rec.cluster_id, kind, str(err)))
+        report.error(rec.cluster_id, rec.provider, kind, str(err))
         log.warning("%s in %s: %s: %s", rec.cluster_id, rec.state, kind, err)
         attempts = rec.attempts + 1
         if isinstance(err, Throttled):
@@ -346,14 +419,23 @@ class Reconciler:
             "last_error": f"{kind}: {err}",
             "next_attempt_at": now + delay,
         }
-        if rec.state is S.PROVISIONING and is_fallback(err):
-            # This provider has no room: forget this cluster and let placement pick another now.
+        provisioning = rec.state is S.PROVISIONING
+        refused = provisioning and isinstance(err, REFUSED) and not self.store.billing_started(rec.cluster_id)
+        if refused or (provisioning and isinstance(err, ProvisioningFailed)):
+            # The cloud refused the create, or gave up building it: this provider backs off (for
+            # longer at each failure in a row) and placement picks another one now.  A refused
+            # create was never billed; a failed one is billed until its delete completes.
+            retry_after = timedelta(seconds=err.retry_after) if isinstance(err, Throttled) else None
+            until = self._back_off(rec.provider, kind, str(err), report, retry_after)
             report.fallbacks[rec.provider] = f"{kind}: {err}"
-            self.store.set_backoff(rec.provider, now + self.settings.provider_backoff, f"{kind}: {err}")
-            self._move(rec, S.FAILED, f"{kind}: {err}; giving up on {rec.provider} for now", report, **changes)
-        elif rec.state is S.PROVISIONING and isinstance(err, ProvisioningFailed | AuthFailed):
-            self._move(rec, S.FAILED, f"{kind}: {err}", report, **changes)
-        elif rec.state is S.PROVISIONING and attempts >= self.settings.max_attempts:
+            why = f"{kind}: {err}; {rec.provider} avoided until {until:%Y-%m-%d %H:%M:%S}"
+            self._move(rec, S.FAILED, why, report, **changes)
+            return
+        if isinstance(err, Throttled | AuthFailed):
+            # Throttled or refused on a cluster the cloud holds: the account is unwell, so no new
+            # cluster is asked of it for a while; this one is retried later.
+            self._back_off(rec.provider, kind, str(err), report, delay if isinstance(err, Throttled) else None)
+        if provisioning and attempts >= self.settings.max_attempts:
             self._move(rec, S.FAILED, f"{kind}: {err}; gave up after {attempts} attempts", report, **changes)
         elif rec.state is S.JOINING and isinstance(err, FederationError) and attempts >= self.settings.max_attempts:
             self._move(rec, S.DRAINING, f"{ROLLBACK} cannot join: {err}", report, **changes)
@@ -361,47 +443,128 @@ class Reconciler:
             # Transient (throttled, network, a federation hiccup): same state, try again later.
             self.store.update(rec, now, **changes)
 
-    def _remove_orphans(self, report: StepReport) -> None:
-        """One more delete call for each orphan adopt() started removing, until it is gone."""
-        for cluster_id, name in list(self.orphans.items()):
-            prov = self.providers.get(name)
-            if prov is None:
-                del self.orphans[cluster_id]
-                continue
-            try:
-                prov.delete_cluster(cluster_id)
-            except NotFound:
-                del self.orphans[cluster_id]
-                log.info("orphan cluster %s on %s deleted", cluster_id, name)
-            except ProviderError as err:
-                report.errors.append((cluster_id, type(err).__name__, f"removing orphan: {err}"))
+    def _back_off(
+        self, provider: str, kind: str, message: str, report: StepReport, at_least: timedelta | None = None
+    ) -> datetime:
+        """Placement avoids ``provider`` for a delay that doubles with each failure in a row (up to
+        ``provider_backoff``) and resets when it delivers a cluster.  Failures while a back-off
+        runs (other clusters of the same step) do not grow it again."""
+        now = self.clock.now()
+        prev = self.store.backoff(provider)
+        if prev is not None and prev.until > now:
+            return prev.until
+        attempts = prev.attempts + 1 if prev is not None else 1
+        delay = provider_delay(provider, attempts, self.settings.provider_backoff_first, self.settings.provider_backoff)
+        if at_least is not None:
+            delay = max(delay, at_least)
+        until = now + delay
+        self.store.set_backoff(provider, until, f"{kind}: {message}", attempts, kind)
+        report.backoffs[provider] = until
+        log.warning(
+            "%s backs off until %s (%d failure(s) in a row, last %s)", provider, f"{until:%H:%M:%S}", attempts, kind
+        )
+        return until
 
-    # --- start-up: adopt what we know, remove orphans we created ---------------------------------
+    # --- orphans: tagged clusters the store does not know ---------------------------------------
 
-    def adopt(self) -> StepReport:
-        """Compare each provider's tagged clusters with the store.  Known ones are kept; clusters
-        carrying our owner tag but unknown to the store (a crash before the intent was written
-        cannot happen, so these come from a lost store) are deleted.  Untagged clusters are never
-        listed, so never touched."""
-        report = StepReport()
-        known = {c.cluster_id for c in self.store.fleet()}
+    def check_installation(self) -> None:
+        """Refuse to act while another store creates clusters under our installation name."""
+        if self.conflict is not None:
+            raise InstallationConflict(self.conflict)
+
+    def _scan_orphans(self, report: StepReport, force: bool = False) -> None:
+        """List each provider's clusters with our owner tag (when due) and adopt those the store
+        does not know once they stayed unknown for ``orphan_grace``.  A failed listing is reported
+        and retried at the next step; untagged clusters are never listed, so never touched."""
+        now = self.clock.now()
+        grace = self.settings.orphan_grace
         for name, prov in self.providers.items():
+            due = self._next_scan.get(name)
+            if not force and due is not None and now < due:
+                continue
             try:
                 listed: list[CloudCluster] = list(prov.list_clusters(self.owner))
             except ProviderError as err:
-                report.errors.append(("*", type(err).__name__, f"listing {name}: {err}"))
+                report.error("*", name, type(err).__name__, f"listing {name} for orphans: {err}")
+                log.warning("cannot list %s for orphans (retried next tick): %s", name, err)
+                self._next_scan[name] = now + timedelta(seconds=1)  # the next tick, not this one's fallback pass
                 continue
+            first = self._first_listing.setdefault(name, frozenset(c.cluster_id for c in listed))
+            seen: set[str] = set()
+            waiting: list[datetime] = []
             for cloud in listed:
-                if cloud.cluster_id in known:
+                cid = cloud.cluster_id
+                # A fresh read: a miss in memory asks the database, so a cluster another process
+                # (the daemon, while `burst apply` runs) has just recorded is never an orphan.
+                if cloud.tags.get(OWNER_TAG) != self.owner or self.store.get(cid) is not None:
                     continue
-                try:
-                    prov.delete_cluster(cloud.cluster_id)
-                    self.orphans[cloud.cluster_id] = name  # later steps finish the delete
-                except NotFound:
-                    pass
-                except ProviderError as err:
-                    report.errors.append((cloud.cluster_id, type(err).__name__, f"removing orphan: {err}"))
+                seen.add(cid)
+                self._check_other_store(name, cloud, cid in first)
+                since = self._unknown.setdefault(cid, (name, now))[1]
+                if now - since < grace:
+                    waiting.append(since + grace)
                     continue
-                report.orphans_removed.append(cloud.cluster_id)
-                log.warning("removing orphan cluster %s on %s (owner tag %s)", cloud.cluster_id, name, self.owner)
+                self._adopt_orphan(name, prov, cloud, report)
+            for cid in [c for c, (p, _) in self._unknown.items() if p == name and c not in seen]:
+                del self._unknown[cid]
+            self._next_scan[name] = min(waiting, default=now + max(grace, SCAN_EVERY_MIN))
+
+    def _check_other_store(self, provider: str, cloud: CloudCluster, there_at_start: bool) -> None:
+        """A cluster with our owner tag made by another store after ours was claimed means a
+        second installation under our name (or a wrong ``state:`` URL) is acting now: stop."""
+        token = cloud.tags.get(STORE_TAG)
+        if not token or token == self.store.token:
+            return
+        created = cloud.created_at
+        new = created >= self.store.claimed_at if created is not None else not there_at_start
+        if not new:
+            return  # a lost store's leftover: adopted after the grace period
+        when = f"created {created:%Y-%m-%d %H:%M} UTC, " if created is not None else ""
+        self.conflict = (
+            f"installation {self.owner!r}: cluster {cloud.cluster_id} on {provider} carries our owner tag but "
+            f"another store made it ({when}burst.store={token}, this store is {self.store.token}, claimed "
+            f"{self.store.claimed_at:%Y-%m-%d %H:%M} UTC): a second installation uses the same name or a "
+            "different `state:` URL; refusing to act — give each installation its own `installation` name"
+        )
+        log.error("%s", self.conflict)
+        raise InstallationConflict(self.conflict)
+
+    def _adopt_orphan(self, name: str, prov: Provider, cloud: CloudCluster, report: StepReport) -> None:
+        """Take an orphan into the store, DRAINING: the lifecycle drains it through the federation
+        and deletes it only once no job runs there."""
+        now = self.clock.now()
+        offs = list(prov.offerings())
+        off = next((o for o in offs if o.flavor == cloud.flavor), None)
+        reason = f"adopted: tagged {OWNER_TAG}={self.owner} but unknown to the store for {self.settings.orphan_grace}"
+        rec = ClusterRecord(
+            cluster_id=cloud.cluster_id,
+            provider=name,
+            region=cloud.region or (off.region if off else ""),
+            flavor=cloud.flavor,
+            cpus_per_node=off.cpus if off else 0,
+            memory_mb_per_node=off.memory_mb if off else 0,
+            gpus_per_node=off.gpus if off else 0,
+            nodes=cloud.nodes,
+            desired_nodes=cloud.nodes,
+            state=S.DRAINING,
+            state_since=now,
+            created_at=cloud.created_at or now,
+            price_per_hour=off.price_per_hour if off else 0.0,
+            control_plane_per_hour=off.control_plane_per_hour if off else 0.0,
+            currency=off.currency if off else (offs[0].currency if offs else "EUR"),
+            campaign=cloud.tags.get(CAMPAIGN_TAG, ""),
+            policy="orphan",
+            reason=reason,
+        )
+        self.store.add_adopted(rec, reason)
+        self._unknown.pop(cloud.cluster_id, None)
+        report.orphans_removed.append(cloud.cluster_id)
+        log.warning("orphan cluster %s on %s adopted: drained, then removed", cloud.cluster_id, name)
+
+    def adopt(self) -> StepReport:
+        """Scan every provider for orphans now (start-up, ``burst apply``); each step scans again
+        when due.  Orphans past their grace period are adopted; the others wait."""
+        report = StepReport()
+        self.check_installation()
+        self._scan_orphans(report, force=True)
         return report

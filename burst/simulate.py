@@ -50,11 +50,20 @@ class SeasonSummary:
     burst_core_hours_used: float
     jobs_on_burst: int
     leaked_clusters: int
+    #: jobs killed by accident (a cluster removed under them): must stay 0
     killed_jobs: int
     sim_seconds: float
     wall_seconds: float
     ticks: int
     errors_by_type: dict[str, int] = field(default_factory=dict)
+    #: jobs killed on purpose by a budget's opt-in hard stop (announced before it acts)
+    budget_killed_jobs: int = 0
+    #: create calls that asked a cloud for a new cluster, refused ones included (polls of a
+    #: cluster being built are not counted)
+    create_requests: int = 0
+    create_requests_by_provider: dict[str, int] = field(default_factory=dict)
+    #: clusters that became ready (the clusters the season really needed)
+    clusters_ready: int = 0
 
     def as_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -195,6 +204,14 @@ def simulate(
         stuck += res.step.stuck_deleted
         for _, kind, _msg in res.step.errors:
             errors[kind] = errors.get(kind, 0) + 1
+        if res.step.killed:
+            # Jobs on a cluster removed at its hard-stop deadline (only budgets set one in a
+            # season) are budget kills; the executor counts them when they would have finished.
+            now = clock.now()
+            for cid, _from, to in res.step.transitions:
+                rec = store.get(cid) if to is S.REMOVING or to is S.REMOVED else None
+                if rec is not None and rec.drain_deadline is not None and rec.drain_deadline <= now:
+                    executor.budget_stopped.add(cid)
         fleet = store.fleet()
         executor.sync(fleet)
         live = sum(c.cores for c in fleet if c.state is S.ACTIVE)
@@ -235,6 +252,7 @@ def simulate(
         if seg.item == "nodes":
             node_hours += seg.hours(now) * seg.quantity
     leaked = len(store.fleet())
+    creates = {name: int(getattr(p, "create_requests", 0)) for name, p in engine.providers.items()}
     summary = SeasonSummary(
         trace=trace.name,
         jobs=len(jobs),
@@ -260,6 +278,10 @@ def simulate(
         wall_seconds=time.perf_counter() - wall0,
         ticks=ticks,
         errors_by_type=errors,
+        budget_killed_jobs=executor.budget_killed_jobs,
+        create_requests=sum(creates.values()),
+        create_requests_by_provider=creates,
+        clusters_ready=sum(1 for c in store.all_clusters() if c.ready_at is not None),
     )
     if not keep_store:
         store.close()

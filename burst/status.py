@@ -196,7 +196,8 @@ class StatusPage:
                 c.cluster_id,
                 c.provider,
                 c.flavor,
-                c.state.value,
+                # a budget's hard stop is announced here before it acts
+                c.state.value + (f" (hard stop {c.drain_deadline:%Y-%m-%d %H:%M})" if c.drain_deadline else ""),
                 format_duration(max(0.0, (now - c.created_at).total_seconds())),
                 f"{c.nodes}/{c.desired_nodes}",
                 c.campaign or "-",
@@ -214,6 +215,17 @@ class StatusPage:
             if fleet_rows
             else "<p>No clusters.</p>"
         )
+
+        backing = []
+        for name, until in sorted(self.store.backoffs().items()):
+            b = self.store.backoff(name)
+            if until > now and b is not None:
+                backing.append(
+                    f"<li>{html.escape(name)}: avoided until {until:%Y-%m-%d %H:%M} UTC after {b.attempts} failed "
+                    f"create(s) in a row ({html.escape(redact(b.reason))[:200]})</li>"
+                )
+        if backing:
+            fleet_html += "<p>Providers backing off:</p><ul class='backoffs'>" + "".join(backing) + "</ul>"
 
         dec_rows = []
         for d in self.store.decisions(self.decisions):

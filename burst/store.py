@@ -12,6 +12,7 @@ the database first.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -53,6 +54,10 @@ _NEXT_CLUSTER_NUMBER = (
     .values(value=cast(cast(t.meta.c.value, Integer) + 1, t.meta.c.value.type))
     .returning(t.meta.c.value)
 )
+
+
+#: meta keys naming this store: its random token and when it was claimed
+_IDENTITY = ("store_token", "claimed_at")
 
 
 def _row(rec: ClusterRecord) -> dict[str, Any]:
@@ -100,6 +105,18 @@ class LedgerSegment:
         s = max(self.start, start)
         e = min(self.end or end, end)
         return max(0.0, (e - s).total_seconds() / 3600) * self.quantity * self.rate_per_hour
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """A provider placement avoids until ``until``: ``attempts`` failures in a row, the last of
+    ``kind``.  Kept in the store so a restart resumes the growing delay, not its first step."""
+
+    provider: str
+    until: datetime
+    reason: str
+    attempts: int = 1
+    kind: str = ""
 
 
 def _month(at: datetime) -> tuple[int, int]:
@@ -172,7 +189,7 @@ class Store:
             self.engine = self._engine(url)
             with self.engine.begin() as conn:
                 migrate(conn)
-                self._claim(conn, installation)
+                self.token, self.claimed_at = self._claim(conn, installation)
         except SQLAlchemyError as err:
             raise StoreError(
                 f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}"
@@ -189,7 +206,7 @@ class Store:
         self._closed_by_month: dict[tuple[int, int], float] = defaultdict(float)
         self._closed_by_campaign: dict[str, float] = defaultdict(float)
         self._latencies: dict[str, list[float]] = defaultdict(list)
-        self._backoffs: dict[str, datetime] = {}
+        self._backoffs: dict[str, Backoff] = {}
         self._load()
 
     def _safe_url(self) -> str:
@@ -220,8 +237,11 @@ class Store:
         return eng
 
     @staticmethod
-    def _claim(conn: Connection, installation: str) -> None:
-        """A store belongs to one installation: its owner tag decides which clusters burst may touch."""
+    def _claim(conn: Connection, installation: str) -> tuple[str, datetime]:
+        """A store belongs to one installation: its owner tag decides which clusters burst may touch.
+        It also holds a random token, tagged on every cluster it creates (``burst.store``), and the
+        time of its claim: a cluster with our owner tag but another store's token comes from a lost
+        store (created before the claim) or from a second installation under the same name."""
         row = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "installation")).scalar_one_or_none()
         if row is None:
             conn.execute(insert(t.meta).values(key="installation", value=installation))
@@ -231,6 +251,14 @@ class Store:
                 f"the store belongs to installation {row!r}, the config says {installation!r}; "
                 "use another state URL or fix `installation`"
             )
+        found = dict(conn.execute(select(t.meta.c.key, t.meta.c.value).where(t.meta.c.key.in_(_IDENTITY))).all())
+        if "store_token" not in found:  # a new store, or one from before tokens: claim one now
+            found["store_token"] = uuid.uuid4().hex[:16]
+            conn.execute(insert(t.meta).values(key="store_token", value=found["store_token"]))
+        if "claimed_at" not in found:
+            found["claimed_at"] = datetime.now(UTC).isoformat()
+            conn.execute(insert(t.meta).values(key="claimed_at", value=found["claimed_at"]))
+        return found["store_token"], datetime.fromisoformat(found["claimed_at"])
 
     def _load(self) -> None:
         self._fleet_sorted = None
@@ -245,7 +273,10 @@ class Store:
             )
             for row in conn.execute(q):
                 self._latencies[row.provider].append((row.ready_at - row.requested_at).total_seconds())
-            self._backoffs = {r.provider: r.until for r in conn.execute(select(t.backoffs))}
+            self._backoffs = {
+                r.provider: Backoff(r.provider, r.until, r.reason, r.attempts, r.kind)
+                for r in conn.execute(select(t.backoffs))
+            }
             for row in conn.execute(select(t.ledger)):
                 seg = self._segment(row._mapping)
                 if seg.end is None:
@@ -352,11 +383,37 @@ class Store:
         self._fleet_sorted = None
         return rec
 
+    def add_adopted(self, rec: ClusterRecord, reason: str) -> ClusterRecord:
+        """Record a cluster found in the cloud with our owner tag but unknown to the store (a lost
+        store's leftover), already DRAINING so the lifecycle drains and removes it; it is billed
+        from now on, as it costs from now on."""
+        if rec.state is not S.DRAINING:
+            raise ValueError("an adopted cluster starts DRAINING")
+        with self._begin() as conn:
+            vals = _row(rec)
+            vals["state"] = rec.state.value
+            conn.execute(_INSERT_CLUSTER, vals)
+            conn.execute(
+                _INSERT_TRANSITION,
+                dict(
+                    cluster_id=rec.cluster_id,
+                    at=rec.state_since,
+                    from_state=None,
+                    to_state=rec.state.value,
+                    reason=reason,
+                ),
+            )
+            self._open_segments(conn, rec, rec.state_since)
+        self._fleet[rec.cluster_id] = rec
+        self._fleet_sorted = None
+        return rec
+
     def transition(
         self, rec: ClusterRecord, target: ClusterState, at: datetime, reason: str, **changes: Any
     ) -> ClusterRecord:
         """Move ``rec`` to ``target`` (checked against the lifecycle) and commit it, with its ledger
-        effects: billing starts with the create request and ends when the delete completed."""
+        effect: billing ends when the delete completed.  It starts with :meth:`start_billing`, once
+        the cloud accepted the create — a refused create costs nothing."""
         new = rec.moved(target, at, reason=reason, **changes)
         with self._begin() as conn:
             self._write(conn, new, rec.state)
@@ -366,11 +423,6 @@ class Store:
                     cluster_id=rec.cluster_id, at=at, from_state=rec.state.value, to_state=target.value, reason=reason
                 ),
             )
-            starts_billing = (
-                target is S.PROVISIONING and rec.state in (S.PLANNED, S.FAILED) and not self._is_billed(rec)
-            )
-            if starts_billing:
-                self._open_segments(conn, new, at)
             if target is S.REMOVED:
                 self._close_segments(conn, new.cluster_id, at)
         self._remember(new)
@@ -419,7 +471,19 @@ class Store:
     # --- ledger ------------------------------------------------------------------------------
 
     def _is_billed(self, rec: ClusterRecord) -> bool:
-        return any(s.cluster_id == rec.cluster_id for s in self._open.values())
+        return self.billing_started(rec.cluster_id)
+
+    def billing_started(self, cluster_id: str) -> bool:
+        """True once the cloud accepted the cluster's create (and until its delete completed)."""
+        return any(s.cluster_id == cluster_id for s in self._open.values())
+
+    def start_billing(self, rec: ClusterRecord, at: datetime) -> None:
+        """Open the cluster's ledger segments at ``at``: when the cloud accepted the create, or the
+        cloud's own creation time when it reports one.  Idempotent: a cluster is billed once."""
+        if rec.state not in BILLABLE or self._is_billed(rec):
+            return
+        with self._begin() as conn:
+            self._open_segments(conn, rec, at)
 
     def _open_segments(
         self, conn: Connection, rec: ClusterRecord, at: datetime, items: Sequence[str] = ("nodes", "control_plane")
@@ -515,14 +579,28 @@ class Store:
                 out.append(d)
             return out
 
-    def set_backoff(self, provider: str, until: datetime, reason: str) -> None:
+    def set_backoff(self, provider: str, until: datetime, reason: str, attempts: int = 1, kind: str = "") -> None:
         with self._begin() as conn:
             conn.execute(delete(t.backoffs).where(t.backoffs.c.provider == provider))
-            conn.execute(insert(t.backoffs).values(provider=provider, until=until, reason=reason))
-        self._backoffs[provider] = until
+            conn.execute(
+                insert(t.backoffs).values(provider=provider, until=until, reason=reason, attempts=attempts, kind=kind)
+            )
+        self._backoffs[provider] = Backoff(provider, until, reason, attempts, kind)
+
+    def clear_backoff(self, provider: str) -> None:
+        """The provider delivered a cluster: its next failure starts the delays from the first step."""
+        if provider not in self._backoffs:
+            return
+        with self._begin() as conn:
+            conn.execute(delete(t.backoffs).where(t.backoffs.c.provider == provider))
+        del self._backoffs[provider]
 
     def backoffs(self) -> dict[str, datetime]:
-        return dict(self._backoffs)
+        """Provider → until when placement avoids it."""
+        return {p: b.until for p, b in self._backoffs.items()}
+
+    def backoff(self, provider: str) -> Backoff | None:
+        return self._backoffs.get(provider)
 
     def add_sample(
         self,

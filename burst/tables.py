@@ -131,6 +131,8 @@ backoffs = Table(
     Column("provider", String(64), primary_key=True),
     Column("until", UTCDateTime(), nullable=False),
     Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="1"),  # failures in a row (0006)
+    Column("kind", String(64), nullable=False, server_default=""),  # the last failure's kind (0006)
 )
 
 samples = Table(

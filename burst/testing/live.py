@@ -65,7 +65,8 @@ def write_config(
             {"kind": "backlog", "pending_cores_above": 0, "for": "0s", "idle_after": "1s", "cooldown": "0s"},
             *(policies or []),
         ],
-        "reconciler": {"tick": "1s", "retry_backoff": "1s"},
+        # an orphan (made by the test beside the store) is adopted at once, not after 10 minutes
+        "reconciler": {"tick": "1s", "retry_backoff": "1s", "orphan_grace": "0s"},
     }
     path = tmp_path / "burst.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_monthly_cap_holds_with_a_hard_stop(cap: int) -> None:
             "providers": PROVIDERS,
             "policies": [
                 {"kind": "backlog", "pending_cores_above": 32, "for": "15m", "idle_after": "30m"},
-                {"kind": "budget", "monthly": f"{cap} EUR"},
+                {"kind": "budget", "monthly": f"{cap} EUR", "hard_stop": True},  # opt-in since issue 12
             ],
             "simulation": {"tick": "5m"},
         }
@@ -43,6 +44,9 @@ def test_monthly_cap_holds_with_a_hard_stop(cap: int) -> None:
     for month in (2, 3):
         assert month_spend(store, 1997, month) <= cap + tick_worth
     assert summary.leaked_clusters == 0
+    assert summary.killed_jobs == 0, "only the hard stop kills, and its kills are counted apart"
+    announced = [re.search(r"hard stop at [^:]+:\d+: (\d+) running job", t["reason"]) for t in store.transitions()]
+    assert summary.budget_killed_jobs == sum(int(m.group(1)) for m in announced if m)
     store.close()
 
 

@@ -90,7 +90,7 @@ def test_whole_lifecycle_and_no_job_killed() -> None:
     assert states(eng)[cid] is S.PROVISIONING  # the intent was written, then the create sent
     assert local(eng).calls[0] == ("create_cluster", cid)
     cloud = local(eng).get_cluster(cid)
-    assert cloud.tags == {"burst.owner": "burst", "burst.cluster": cid}
+    assert cloud.tags == {"burst.owner": "burst", "burst.cluster": cid, "burst.store": eng.store.token}
 
     run(eng, clock, 40)  # EKS-like provisioning ~11 min, join 3 min
     assert states(eng)[cid] is S.ACTIVE
@@ -211,14 +211,27 @@ def test_crash_between_intent_and_create_call(tmp_path: Path) -> None:
     assert [c.cluster_id for c in local(eng).list_clusters("burst")] == [cid]
 
 
-def test_orphans_are_removed_foreign_clusters_untouched() -> None:
-    eng, clock, _, _ = setup()
+def test_orphans_are_drained_then_removed_after_grace_foreign_clusters_untouched() -> None:
+    eng, clock, _, host = setup()
     p = local(eng)
     p.adopt_foreign_for_tests("burst-aws-09999", {"burst.owner": "burst", "burst.cluster": "burst-aws-09999"})
     p.adopt_foreign_for_tests("atlas-recast-x", {"team": "atlas"})
-    report = eng.reconciler.adopt()
-    assert report.orphans_removed == ["burst-aws-09999"]
-    clock.advance(3600)
+    host.running["burst-aws-09999"] = 2  # a lost store's cluster still runs work
+    assert eng.reconciler.adopt().orphans_removed == []  # the grace period starts
+    run(eng, clock, 9)
+    assert eng.store.get("burst-aws-09999") is None and ("delete_cluster", "burst-aws-09999") not in p.calls
+    adopted = []
+    for _ in range(3):
+        clock.advance(60)
+        adopted += eng.tick().step.orphans_removed
+    assert adopted == ["burst-aws-09999"]
+    assert states(eng)["burst-aws-09999"] is S.DRAINING and host.schedulable["burst-aws-09999"] is False
+    run(eng, clock, 60)
+    assert states(eng)["burst-aws-09999"] is S.DRAINING, "never removed while jobs run there"
+    assert ("delete_cluster", "burst-aws-09999") not in p.calls
+    host.running["burst-aws-09999"] = 0
+    run(eng, clock, 10)
+    assert states(eng)["burst-aws-09999"] is S.REMOVED and host.killed == 0
     with pytest.raises(NotFound):
         p.get_cluster("burst-aws-09999")
     assert p.get_cluster("atlas-recast-x").cluster_id == "atlas-recast-x"
@@ -263,11 +276,16 @@ def test_throttling_is_retried_later() -> None:
     pending(backlog, 16)
     clock.advance(60)
     res = eng.tick()
+    # Since issue 12 a throttled create fails that cluster (never billed) and backs the provider
+    # off; the single provider is asked again once the back-off ends.
     assert [e[1] for e in res.step.errors] == ["Throttled"]
     [rec] = eng.store.fleet()
-    assert rec.state is S.PROVISIONING and rec.next_attempt_at is not None
+    assert rec.state is S.FAILED and eng.store.backoffs()["aws"] > clock.now()
+    assert eng.store.ledger() == []
     run(eng, clock, 40)
-    assert eng.store.get(rec.cluster_id).state is S.ACTIVE  # type: ignore[union-attr]
+    active = [c for c in eng.store.fleet() if c.state is S.ACTIVE]
+    assert len(active) == 1 and eng.store.backoff("aws") is None  # success resets the back-off
+    assert local(eng).create_requests <= 4
 
 
 def test_hard_stop_deadline_removes_a_draining_cluster_with_running_jobs() -> None:

@@ -72,6 +72,9 @@ def test_ledger_counts_from_create_request_to_completed_delete(url: str) -> None
     s = Store(url, "burst")
     rec = s.add(new_record(nodes=3), "x")
     rec = s.transition(rec, S.PROVISIONING, T0, "create requested")
+    assert s.ledger() == [], "a create request alone bills nothing: the cloud may refuse it"
+    s.start_billing(rec, T0)  # the cloud accepted it
+    s.start_billing(rec, T0 + timedelta(minutes=1))  # idempotent: billed once, from the first acceptance
     rec = s.transition(rec, S.JOINING, T0 + timedelta(minutes=12), "ready")
     rec = s.transition(rec, S.ACTIVE, T0 + timedelta(minutes=15), "joined")
     rec = s.update(rec, T0 + timedelta(hours=1), desired_nodes=5)  # grow: a new segment
@@ -101,6 +104,7 @@ def test_ledger_counts_from_create_request_to_completed_delete(url: str) -> None
 def test_open_segments_burn(url: str) -> None:
     s = Store(url, "burst")
     rec = s.transition(s.add(new_record(nodes=2), "x"), S.PROVISIONING, T0, "create")
+    s.start_billing(rec, T0)
     sp = s.spend(T0 + timedelta(hours=1), "EUR")
     assert sp.burn_per_hour == pytest.approx(2 * 0.40 + 0.10)
     assert s.total_cost(T0 + timedelta(minutes=30)) == pytest.approx(0.5 * 0.9)
@@ -123,6 +127,13 @@ def test_decisions_and_backoffs_persist(url: str) -> None:
     s2 = Store(url, "burst")
     assert s2.decisions()[0]["detail"]["actions"][0]["op"] == "create"
     assert s2.backoffs() == {"aws": T0 + timedelta(minutes=30)}
+    s2.set_backoff("gce", T0 + timedelta(minutes=4), "Throttled: slow down", attempts=3, kind="Throttled")
+    s2.clear_backoff("aws")
+    s2.close()
+    s2 = Store(url, "burst")
+    b = s2.backoff("gce")
+    assert b is not None and (b.attempts, b.kind, b.until) == (3, "Throttled", T0 + timedelta(minutes=4))
+    assert s2.backoff("aws") is None
     s2.close()
 
 

@@ -65,10 +65,11 @@ def record(
 
 
 def bill(store: Store, rec: ClusterRecord, ready_after: timedelta) -> ClusterRecord:
-    """Create request at the record's creation (billing starts), taking work after ``ready_after``."""
+    """Create accepted at the record's creation (billing starts), taking work after ``ready_after``."""
     start = rec.created_at
     rec = store.add(rec, "test wants it")
     rec = store.transition(rec, S.PROVISIONING, start, "create requested", requested_at=start)
+    store.start_billing(rec, start)  # the cloud accepted it (issue 12: not the request itself)
     rec = store.transition(rec, S.JOINING, start + ready_after, "ready", ready_at=start + ready_after)
     return store.transition(rec, S.ACTIVE, start + ready_after, "joined", nodes=rec.desired_nodes)
 

@@ -74,7 +74,7 @@ class Season:
     engine: Engine
     clock: SimClock
     registry: CollectorRegistry
-    errors: Counter[str]
+    errors: Counter[tuple[str, str]]  # (provider, kind)
     ticks: int
 
 
@@ -116,13 +116,13 @@ def season() -> Iterator[Season]:
     engine = make_engine(cfg, clock, backlog=backlog)
     registry = CollectorRegistry()
     metrics = BurstMetrics(registry, budgets_from_config(cfg))
-    errors: Counter[str] = Counter()
+    errors: Counter[tuple[str, str]] = Counter()
     for _ in range(40):
         clock.advance(60)
         t = time.perf_counter()
         res = engine.tick()
         observe_tick(metrics, engine, res, time.perf_counter() - t)
-        errors.update(kind for _c, kind, _m in res.step.errors)
+        errors.update(res.step.error_kinds)
     # plant secrets where free text reaches the page: a decision and a cluster's last error
     engine.store.record_decision(
         clock.now(),
@@ -192,10 +192,10 @@ def test_metrics_match_the_store(season: Season, server: StatusServer) -> None:
         mine = [(c.ready_at - c.requested_at).total_seconds() for c in ready if c.provider == prov]  # type: ignore[operator]
         assert val(m, "burst_provisioning_latency_seconds_count", provider=prov) == len(mine)
         assert val(m, "burst_provisioning_latency_seconds_sum", provider=prov) == pytest.approx(sum(mine))
-    # errors by type, ticks and their durations
+    # errors by provider and kind (issue 12: labelled by provider too), ticks and their durations
     assert season.errors, "the injected provisioning failures were not seen"
-    for kind, n in season.errors.items():
-        assert val(m, "burst_errors_total", type=kind) == n
+    for (provider, kind), n in season.errors.items():
+        assert val(m, "burst_errors_total", provider=provider, kind=kind) == n
     assert val(m, "burst_ticks_total") == season.ticks
     assert val(m, "burst_tick_duration_seconds_count") == season.ticks
     assert val(m, "burst_last_tick_timestamp_seconds") == now.timestamp()

@@ -15,6 +15,10 @@ Two rules make the cap hard, both checked every tick:
   next ``horizon``, clusters are drained, newest first (least work lost) and, among equally new
   ones, most expensive first, until the burn fits.
 
+The hard stop is opt-in (``hard_stop: true``): drained clusters are then removed at a deadline even
+if jobs still run there.  The deadline is announced (a plan note, the status page, a metric) before
+it comes; without it a budget never kills a job and accepts the overrun of what drains.
+
 So spend can pass a cap only by what drained clusters burn while they are being removed: about one
 tick's worth when removal is prompt.  Amounts are in one currency; a budget in another currency
 than the offerings, the fleet or the ledger is a configuration error, never a silent conversion.
@@ -73,9 +77,11 @@ class BudgetPolicyConfig(PolicyConfig):
     )
     warn_at: float | None = Field(default=None, gt=0, lt=1, description="add a note once this fraction is spent")
     hard_stop: bool = Field(
-        default=True,
-        description="remove drained clusters when the money runs out even if jobs still run there "
-        "(spend never passes the cap by more than a tick); false: drain gracefully and accept overrun",
+        default=False,
+        description="opt-in: remove drained clusters when the money runs out even if jobs still run there "
+        "(spend never passes the cap by more than a tick; the deadline is announced in plan notes, the "
+        "status page and burst_budget_hard_stop_timestamp_seconds first; kills are counted as "
+        "budget_killed_jobs); false (default): drain gracefully, never kill, accept the overrun",
     )
     horizon: Duration = Field(
         default=timedelta(hours=1),
@@ -273,6 +279,12 @@ class BudgetPolicy:
             )
             drains.append(ForcedDrain(c.cluster_id, self.name, why, deadline))
             notes.append(f"{head}; draining {c.cluster_id}")
+        if deadline is not None:
+            # Announced before it acts: plan, status page (decision notes) and the metric show it.
+            notes.append(
+                f"{head}; HARD STOP at {deadline:%Y-%m-%d %H:%M} UTC: clusters drained for this cap are removed "
+                "then even if jobs still run there (those jobs are killed)"
+            )
         if deadline is not None:
             for c in mine:
                 if (

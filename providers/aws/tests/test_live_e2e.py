@@ -164,9 +164,12 @@ def test_killed_mid_create_the_next_process_adopts_and_never_duplicates(
     report = live.engine.reconciler.adopt()
     assert report.orphans_removed == [orphan] and report.errors == []
     assert live.state(cid) is S.PROVISIONING
-    live.tick_until(lambda: live.state(cid) is S.ACTIVE, "adopted cluster active")
+    live.tick_until(
+        lambda: live.state(cid) is S.ACTIVE and live.state(orphan) is S.REMOVED, "adopted cluster active, orphan gone"
+    )
     assert len(fake.seen("CreateCluster")) == creates_before, "the cluster was adopted, not created again"
-    assert [c.cluster_id for c in live.engine.store.all_clusters()] == [cid]
+    # issue 12: the orphan became a record, was drained through the federation, then removed
+    assert {c.cluster_id: c.state for c in live.engine.store.all_clusters()} == {cid: S.ACTIVE, orphan: S.REMOVED}
     assert [c.cluster_id for c in provider.list_clusters(OWNER)] == [cid], "the orphan is gone"
     assert [r.nodegroup for r in fake.seen("CreateNodegroup") if r.cluster == cid] == [NODEGROUP]
 

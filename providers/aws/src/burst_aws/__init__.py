@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, NamedTuple, cast
@@ -562,6 +563,7 @@ class AwsProvider:
             message=message,
             flavor=str(types[0]) if types else "",
             region=self._config.region,
+            created_at=_created(cluster.get("createdAt")),
         )
 
     # -- resize -----------------------------------------------------------------------------
@@ -833,3 +835,10 @@ def _implements(provider: AwsProvider) -> Provider:
 def _removes_nodes(provider: AwsProvider) -> RemovesNodes:
     """Never called: mypy checks here that AwsProvider has the optional RemovesNodes capability."""
     return provider
+
+
+def _created(value: object) -> datetime | None:
+    """EKS ``createdAt`` (boto3 parses it to an aware datetime), in UTC; None when absent."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return None

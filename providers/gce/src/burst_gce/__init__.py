@@ -44,6 +44,7 @@ from burst.api import (
     CAMPAIGN_TAG,
     CLUSTER_TAG,
     OWNER_TAG,
+    STORE_TAG,
     AuthFailed,
     CapacityUnavailable,
     CloudCluster,
@@ -119,7 +120,12 @@ class RequestRejected(ProviderError):
 
 
 # ---- labels ------------------------------------------------------------------------------------------
-_KNOWN_TAGS = {OWNER_TAG: "burst-owner", CLUSTER_TAG: "burst-cluster", CAMPAIGN_TAG: "burst-campaign"}
+_KNOWN_TAGS = {
+    OWNER_TAG: "burst-owner",
+    CLUSTER_TAG: "burst-cluster",
+    CAMPAIGN_TAG: "burst-campaign",
+    STORE_TAG: "burst-store",
+}
 _TAG_OF_LABEL = {v: k for k, v in _KNOWN_TAGS.items()}
 
 

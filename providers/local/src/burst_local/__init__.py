@@ -20,7 +20,7 @@ import os
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from burst.api import (
     CLUSTER_TAG,
     OWNER_TAG,
+    AuthFailed,
     CapacityUnavailable,
     Clock,
     CloudCluster,
@@ -48,7 +49,9 @@ from burst.api import (
 )
 
 Cloud = Literal["tsystems", "aws", "gce", "openstack"]
-FaultKind = Literal["quota_exceeded", "capacity_unavailable", "provisioning_fails", "slow_provisioning", "throttled"]
+FaultKind = Literal[
+    "quota_exceeded", "capacity_unavailable", "provisioning_fails", "slow_provisioning", "throttled", "auth_failed"
+]
 
 
 class Fault(BaseModel):
@@ -66,8 +69,6 @@ class Fault(BaseModel):
 
 
 def _aware(d: datetime) -> datetime:
-    from datetime import UTC
-
     return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
@@ -152,6 +153,8 @@ class _Cluster:
     message: str = ""
     #: names of nodes deleted by remove_nodes; a later grow appends nodes with new indices
     removed: list[str] = field(default_factory=list)
+    #: epoch seconds of the clock when the create was accepted (None: put there by a test)
+    created: float | None = None
 
     def node_names(self) -> list[str]:
         """``<cluster>-node-<i>``, as the simulated batch system (``burst.executor``) names them too."""
@@ -182,6 +185,9 @@ class LocalProvider:
         self.rng = rng
         self.state_file = state_file
         self.calls: list[tuple[str, str]] = []  # (method, cluster id): what burst asked, for tests
+        #: create calls for a cluster the account does not hold: each one asks the cloud for a new
+        #: cluster (accepted or refused); calls that poll a cluster being created are not counted
+        self.create_requests = 0
         self._acct = self._load()
         self._servers: dict[str, Any] = {}  # cluster id → KubeApiServer (kube_api mode)
 
@@ -230,6 +236,7 @@ class LocalProvider:
         self.calls.append(("create_cluster", spec.cluster_id))
         c = self._acct.clusters.get(spec.cluster_id)
         if c is None:
+            self.create_requests += 1
             c = self._start_create(spec)
         return self._view(c)
 
@@ -237,6 +244,8 @@ class LocalProvider:
         off = self._by_flavor.get(spec.flavor)
         if off is None:
             raise ProviderError(f"creating {spec.cluster_id}: flavor {spec.flavor!r} is not offered by {self.name}")
+        if self._fault("auth_failed"):
+            raise AuthFailed(f"creating {spec.cluster_id}: the credentials lack a permission (injected)")
         if self._fault("throttled"):
             raise Throttled(f"creating {spec.cluster_id}: request rate exceeded", retry_after=30)
         q = self.quota()
@@ -263,6 +272,7 @@ class LocalProvider:
             spec.nodes,
             self._now() + latency,
             fails=self._fault("provisioning_fails") is not None,
+            created=self._now(),
         )
         self._acct.clusters[spec.cluster_id] = c
         self._save()
@@ -293,6 +303,7 @@ class LocalProvider:
             c.message,
             c.flavor,
             self._offerings[0].region if self._offerings else "",
+            datetime.fromtimestamp(c.created, UTC) if c.created is not None else None,
         )
 
     def get_cluster(self, cluster_id: str) -> CloudCluster:
@@ -403,9 +414,17 @@ class LocalProvider:
             f"current-context: {cluster_id}\n"
         )
 
-    def adopt_foreign_for_tests(self, cluster_id: str, tags: dict[str, str]) -> None:
-        """Put a cluster into the account that burst did not create (tests of the ownership rule)."""
+    def adopt_foreign_for_tests(self, cluster_id: str, tags: dict[str, str], created: datetime | None = None) -> None:
+        """Put a cluster into the account that burst did not create (tests of the ownership rule);
+        ``created`` is the creation time the cloud then reports for it."""
         self._acct.clusters[cluster_id] = _Cluster(
-            cluster_id, self._offerings[0].flavor, self._offerings[0].cpus, dict(tags), 1, 1, self._now()
+            cluster_id,
+            self._offerings[0].flavor,
+            self._offerings[0].cpus,
+            dict(tags),
+            1,
+            1,
+            self._now(),
+            created=created.timestamp() if created is not None else None,
         )
         self._save()
