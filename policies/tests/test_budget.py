@@ -228,7 +228,7 @@ def test_drains_newest_and_most_expensive_first_until_the_burn_fits() -> None:
     fleet = drain_fleet()
     assert sum(burn_per_hour(c) for c in fleet) == pytest.approx(42.1)
     spend = Spend("EUR", month_to_date=39975, burn_per_hour=42.1)  # 25 EUR left < 42.1 in the next hour
-    res = budget().limit(
+    res = budget(hard_stop=True).limit(
         policy_input(NOW, offerings=[TS, AWS], fleet=fleet, spend=spend),
         [campaign_want(400), Want(400, "backlog", "b")],
     )
@@ -250,10 +250,10 @@ def test_drains_newest_and_most_expensive_first_until_the_burn_fits() -> None:
 
 
 def test_without_hard_stop_drains_are_graceful() -> None:
+    """The default: a budget never kills a job (hard_stop is opt-in)."""
     fleet = drain_fleet()
     spend = Spend("EUR", month_to_date=39975, burn_per_hour=42.1)
-    soft = BudgetPolicyConfig.model_validate({"kind": "budget", "monthly": "40000 EUR", "hard_stop": False}).build()
-    res = soft.limit(policy_input(NOW, offerings=[TS, AWS], fleet=fleet, spend=spend), [campaign_want(400)])
+    res = budget().limit(policy_input(NOW, offerings=[TS, AWS], fleet=fleet, spend=spend), [campaign_want(400)])
     assert [d.cluster_id for d in res.drains] == ["burst-aws-0007", "burst-ts-0002", "burst-ts-0001"]
     assert all(d.deadline is None for d in res.drains)
 
@@ -261,7 +261,9 @@ def test_without_hard_stop_drains_are_graceful() -> None:
 def test_a_cap_already_passed_drains_everything_it_can() -> None:
     fleet = drain_fleet()
     spend = Spend("EUR", month_to_date=40100, burn_per_hour=42.1)
-    res = budget().limit(policy_input(NOW, offerings=[TS, AWS], fleet=fleet, spend=spend), [campaign_want(800)])
+    res = budget(hard_stop=True).limit(
+        policy_input(NOW, offerings=[TS, AWS], fleet=fleet, spend=spend), [campaign_want(800)]
+    )
     assert [d.cluster_id for d in res.drains] == [
         "burst-aws-0007",
         "burst-ts-0002",
