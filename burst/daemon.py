@@ -25,6 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from burst.alarms import AlarmSignals, cluster_ages
 from burst.clock import Clock, RealClock
 from burst.config import Config, LeaderElectionConfig
 from burst.engine import Engine, TickResult
@@ -82,6 +83,8 @@ class LeaseElector:
         self.clock = clock
         self.identity = cfg.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.leading = False
+        #: at the last try_lead: another replica held a live lease (False: none, or unknown)
+        self.others_lead = False
 
     def _lease(self, resource_version: str | None, transitions: int, acquire: datetime) -> Any:
         from kubernetes import client
@@ -106,6 +109,7 @@ class LeaseElector:
         from kubernetes.client.exceptions import ApiException
 
         now = self.clock.now()
+        self.others_lead = False
         try:
             try:
                 lease = self.api.read_namespaced_lease(self.cfg.name, self.cfg.namespace)
@@ -122,6 +126,7 @@ class LeaseElector:
             expired = renew is None or renew.astimezone(UTC) + duration < now
             if holder != self.identity and not expired:
                 self.leading = False
+                self.others_lead = True
                 return False
             transitions = (spec.lease_transitions or 0) if spec else 0
             acquire = spec.acquire_time if (spec and holder == self.identity and spec.acquire_time) else now
@@ -184,6 +189,8 @@ class Daemon:
         self._adopted = False
         self.engine: Engine | None = None
         self.elector: LeaseElector | None = None
+        self.signals = AlarmSignals(providers=tuple(cfg.providers))
+        self._alarm_metrics: Any = None
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if not self.stopping.is_set():
@@ -200,13 +207,16 @@ class Daemon:
         if self.metrics_port is not None:
             from prometheus_client import CollectorRegistry
 
-            from burst.metrics import BurstMetrics
+            from burst.metrics import AlarmMetrics, BurstMetrics
             from burst.report import budgets_from_config
             from burst.status import start_status_server
 
             registry = CollectorRegistry()
             metrics = BurstMetrics(registry, budgets_from_config(cfg))
-            status = start_status_server(self.engine.store, cfg, registry, self.metrics_host, self.metrics_port)
+            self._alarm_metrics = AlarmMetrics(registry)
+            status = start_status_server(
+                self.engine.store, cfg, registry, self.metrics_host, self.metrics_port, signals=self.signals
+            )
             log.info("status page and /metrics on %s", status.url)
         self._metrics = metrics
         if threading.current_thread() is threading.main_thread():
@@ -254,6 +264,7 @@ class Daemon:
             eng = self.engine
             if self.elector is not None and not self.elector.try_lead():
                 log.info("standing by: another replica holds the lease", extra={"leader": False})
+                self._observe_alarms(None)
                 return
             started = time.perf_counter()
             try:
@@ -261,6 +272,7 @@ class Daemon:
                 if not self._adopted:
                     adopt = eng.reconciler.adopt()
                     self._adopted = True
+                    self.signals.orphans_found += len(adopt.orphans_removed)
                     for cid in adopt.orphans_removed:
                         log.warning("removed orphan cluster %s", cid, extra={"cluster": cid, "event": "orphan"})
                 result = eng.tick(stop=self.stopping.is_set)
@@ -272,9 +284,33 @@ class Daemon:
             self._log_tick(result, duration)
             if self._metrics is not None:
                 self._metrics.observe_tick(eng, result, duration)
+            self._observe_alarms(result)
             self._schedule_wake()
             if self.max_ticks is not None and self.ticks >= self.max_ticks:
                 self.stopping.set()
+
+    def _observe_alarms(self, result: TickResult | None) -> None:
+        """Feed the alarm signals (and their gauges): ``result`` of a tick this replica led, None
+        when it stood by.  Only the leader exports cluster ages, so an alert fires once."""
+        assert self.engine is not None
+        now = self.clock.now()
+        if result is None:
+            self.signals.observe_standby(now, leader_alive=self.elector is not None and self.elector.others_lead)
+            ages = []
+        else:
+            fleet = self.engine.store.fleet()
+            provider_of = {c.cluster_id: c.provider for c in fleet}
+            failed = [cid for cid, _from, to in result.step.transitions if to == "FAILED"]
+            self.signals.observe_tick(
+                now,
+                demand_stale=result.demand.stale,
+                errors=result.step.errors,
+                provider_of=provider_of,
+                failed=failed,
+            )
+            ages = cluster_ages(fleet, now, self.cfg.file.reconciler)
+        if self._alarm_metrics is not None:
+            self._alarm_metrics.observe(ages, self.signals, now)
 
     def _schedule_wake(self) -> None:
         assert self.engine is not None

@@ -21,6 +21,9 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 #: python3-venv brings ensurepip (pip) for the build stage; ca-certificates for TLS to PyPI.
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
+#: overlay when the kernel allows it (here it does: minutes less per build than vfs, which copies
+#: every layer in full); BURST_IMAGE_DRIVER=vfs for machines where it does not.
+DRIVER = os.environ.get("BURST_IMAGE_DRIVER", "overlay")
 CACHE = Path(os.environ.get("BURST_IMAGE_CACHE", Path.home() / ".cache" / "burst-image-base"))
 
 
@@ -42,13 +45,13 @@ def base_tag() -> str:
 
 def storage_args() -> list[str]:
     """buildah's global options: a storage of its own (vfs works without kernel overlay support)."""
-    root = CACHE / "storage"
-    return ["--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", "vfs"]
+    root = CACHE / f"storage-{DRIVER}"
+    return ["--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", DRIVER]
 
 
 def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
     """The Debian mirror apt already uses on this machine (deb822 ``URIs:`` or one-line ``deb``)."""
-    files = sorted((sources / "sources.list.d").glob("*.sources")) + [sources / "sources.list"]
+    files = [*sorted((sources / "sources.list.d").glob("*.sources")), sources / "sources.list"]
     files += sorted((sources / "sources.list.d").glob("*.list"))
     for f in files:
         if not f.is_file():
@@ -98,7 +101,9 @@ def rootfs_tarball() -> Path:
 def ensure_base_image() -> str:
     """The base image's tag in the cached buildah storage, committed from the tarball if missing."""
     tag = base_tag()
-    have = subprocess.run(["buildah", *storage_args(), "inspect", "--type", "image", tag], capture_output=True)
+    have = subprocess.run(
+        ["buildah", *storage_args(), "inspect", "--type", "image", tag], check=False, capture_output=True
+    )
     if have.returncode == 0:
         return tag
     tar = rootfs_tarball()
@@ -119,5 +124,5 @@ def ensure_base_image() -> str:
         )
         subprocess.run(["buildah", *storage_args(), "commit", ctr, tag], check=True, capture_output=True)
     finally:
-        subprocess.run(["buildah", *storage_args(), "rm", ctr], capture_output=True)
+        subprocess.run(["buildah", *storage_args(), "rm", ctr], check=False, capture_output=True)
     return tag
