@@ -39,6 +39,7 @@ def kubectl() -> str:
 
 
 def render(overlay: str) -> list[JSON]:
+    """``overlay``: a folder under deploy/kubernetes/overlays (``karmada/karmada-apiserver`` too)."""
     done = subprocess.run(
         [kubectl(), "kustomize", str(KUSTOMIZE / "overlays" / overlay)],
         capture_output=True,

@@ -9,6 +9,7 @@ service-account token against the test API server, records every request, and co
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,8 +139,9 @@ def _member_record(cid: str) -> ClusterRecord:
     )
 
 
-def exercise(cfg: config_mod.Config, host: KubeApiServer, clock: SimClock) -> None:
-    """What a daemon with this config asks of the cluster it runs in, each path at least once."""
+def exercise(cfg: config_mod.Config, host: KubeApiServer, karmada: KubeApiServer, clock: SimClock) -> None:
+    """What a daemon with this config asks of the cluster it runs in (and of the Karmada API
+    server), each path at least once."""
     le = cfg.file.leader_election
     if le is not None:
         a = LeaseElector(le, cfg.config_dir, clock)
@@ -182,6 +184,40 @@ def exercise(cfg: config_mod.Config, host: KubeApiServer, clock: SimClock) -> No
             fed.drain(rec)
             fed.undrain(rec)
             fed.unjoin(rec)
+    if cfg.federation.kind == "karmada":
+        fed = cfg.federation.build(
+            FederationContext(clock=clock, owner=cfg.file.installation, config_dir=cfg.config_dir)
+        )
+        with KubeApiServer(clock=clock.now) as member:
+            member.add_node("burst-node-1", cpu="8")
+            rec = _member_record("burst-gce-00001")
+            assert not fed.join(rec, member.kubeconfig()).ready
+            karmada.set_condition("cluster.karmada.io/v1alpha1", "clusters", rec.cluster_id, "Ready", "True")
+            assert fed.join(rec, member.kubeconfig()).ready
+            fed.drain(rec)
+            fed.undrain(rec)
+            fed.unjoin(rec)
+
+
+def karmada_kubeconfig(karmada: KubeApiServer, docs: list[dict[str, Any]]) -> str:
+    """Apply the karmada-apiserver kustomization to the Karmada API server and return a kubeconfig
+    with the token its service-account Secret gets (what an operator puts in burst-files)."""
+    for ns in ("karmada-system", "karmada-cluster"):
+        karmada.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    for doc in docs:
+        karmada.create(doc)
+    secret = one(docs, "Secret")["metadata"]
+    token = base64.b64decode(karmada.get("v1", "secrets", secret["name"], secret["namespace"])["data"]["token"])
+    return karmada.kubeconfig(token=token.decode(), name="karmada-apiserver")
+
+
+def check_rbac(where: str, docs: list[dict[str, Any]], used: set[Access], sa: str, sa_namespace: str) -> None:
+    granted = grants(docs, sa, sa_namespace)
+    denied = sorted(str(a) for a in used if not any(allows(g, a) for g in granted))
+    assert not denied, f"{where}: burst makes calls its RBAC does not allow: {denied}"
+    unused = sorted(str(g) for g in granted if not any(allows(g, a) for a in used))
+    assert not unused, f"{where}: RBAC grants what burst never calls: {unused}"
+    assert all("*" not in (g.verb, g.group, g.resource) for g in granted)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -189,27 +225,32 @@ def test_rbac_allows_every_call_burst_makes_and_nothing_else(
     rendered: dict[str, list[dict[str, Any]]], overlay: str, tmp_path: Path
 ) -> None:
     docs = rendered[overlay]
+    karmada_docs = render("karmada/karmada-apiserver")
     clock = SimClock(NOW)
-    with KubeApiServer(clock=clock.now) as host:
+    with KubeApiServer(clock=clock.now) as host, KubeApiServer(clock=clock.now) as karmada:
         for ns in ("burst", KFS):
             host.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         host.register_kind(ResourceKind("types.kubefed.io", "v1beta1", "federatedjobs", "FederatedJob", True))
-        files = {"burst-files": {"karmada-apiserver.kubeconfig": "unused here", "pool.token": "unused here"}}
-        pod = materialize(docs, tmp_path, host, secrets={"burst-state": {"password": "x"}, **files})
+        files = {
+            "karmada-apiserver.kubeconfig": karmada_kubeconfig(karmada, karmada_docs),
+            "pool.token": "not read by these flows",
+        }
+        pod = materialize(docs, tmp_path, host, secrets={"burst-state": {"password": "x"}, "burst-files": files})
         cfg = config_mod.load(pod.config)
         host.clear_requests()
-        exercise(cfg, host, clock)
+        karmada.clear_requests()
+        exercise(cfg, host, karmada, clock)
         used = {a for r in host.requests if (a := access_of(r.method, r.path, r.query)) is not None}
+        used_karmada = {a for r in karmada.requests if (a := access_of(r.method, r.path, r.query)) is not None}
 
     sa = one(docs, "ServiceAccount")["metadata"]
-    granted = grants(docs, sa["name"], sa["namespace"])
-    denied = sorted(str(a) for a in used if not any(allows(g, a) for g in granted))
-    assert not denied, f"{overlay}: burst makes calls its RBAC does not allow: {denied}"
-    unused = sorted(str(g) for g in granted if not any(allows(g, a) for a in used))
-    assert not unused, f"{overlay}: RBAC grants what burst never calls: {unused}"
-    assert all("*" not in (g.verb, g.group, g.resource) for g in granted)
+    check_rbac(overlay, docs, used, sa["name"], sa["namespace"])
     if cfg.file.leader_election is not None:
         assert any(a.resource == "leases" and a.verb == "update" for a in used)  # the flows did run
+    if cfg.federation.kind == "karmada":
+        check_rbac("the Karmada API server", karmada_docs, used_karmada, "burst", "karmada-system")
+    else:
+        assert not used_karmada
 
 
 def test_the_request_mapping_matches_kubernetes_rbac_attributes() -> None:
