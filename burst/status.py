@@ -152,6 +152,8 @@ td.reasons ul { margin: 0; padding-left: 1.1rem; }
 table.fleet td { white-space: nowrap; }
 table.fleet td:last-child { white-space: normal; text-align: left; max-width: 32rem; font-size: .8rem; }
 table.decisions th:last-child { text-align: left; }
+table.alarms td, table.alarms th { text-align: left; }
+table.alarms { border-left: 4px solid #c0392b; }
 .state-ACTIVE { color: #1e7d55; font-weight: 600; } .state-FAILED { color: #c0392b; font-weight: 600; }
 """
 
