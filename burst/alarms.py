@@ -104,7 +104,8 @@ class AlarmSignals:
         provider_of: Mapping[str, str],
         failed: Iterable[str] = (),
     ) -> None:
-        """After a tick this replica led: ``errors`` are the step's (cluster, kind, message);
+        """After a tick this replica led: ``errors`` are the step's (cluster, kind, message), counted
+        for the provider ``provider_of`` names (an error of no known cluster counts for none);
         ``failed`` the cluster ids that moved to FAILED."""
         if self.started_at is None:
             self.started_at = now
@@ -112,7 +113,7 @@ class AlarmSignals:
             self.backlog_read_at = now
         self.leading = True
         self.leader_seen_at = now
-        erring = {provider_of.get(cid, cid) for cid, _kind, _msg in errors}
+        erring = {provider_of[cid] for cid, _kind, _msg in errors if cid in provider_of}
         for p in set(self.providers) | erring | set(self.error_streaks):
             self.error_streaks[p] = self.error_streaks.get(p, 0) + 1 if p in erring else 0
         for cid in failed:

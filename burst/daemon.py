@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -31,6 +31,9 @@ from burst.config import Config, LeaderElectionConfig
 from burst.engine import Engine, TickResult
 from burst.errors import BurstError, ConfigError
 from burst.federation.kube import client_from_kubeconfig
+
+if TYPE_CHECKING:
+    from burst.metrics import AlarmMetrics
 
 log = logging.getLogger("burst.daemon")
 
@@ -190,7 +193,7 @@ class Daemon:
         self.engine: Engine | None = None
         self.elector: LeaseElector | None = None
         self.signals = AlarmSignals(providers=tuple(cfg.providers))
-        self._alarm_metrics: Any = None
+        self._alarm_metrics: AlarmMetrics | None = None
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if not self.stopping.is_set():
@@ -299,7 +302,8 @@ class Daemon:
             ages = []
         else:
             fleet = self.engine.store.fleet()
-            provider_of = {c.cluster_id: c.provider for c in fleet}
+            # orphans being removed are in no record: the reconciler knows their provider
+            provider_of = {**self.engine.reconciler.orphans, **{c.cluster_id: c.provider for c in fleet}}
             failed = [cid for cid, _from, to in result.step.transitions if to == "FAILED"]
             self.signals.observe_tick(
                 now,

@@ -148,6 +148,9 @@ def test_signals_error_streaks_backlog_leader_and_orphans() -> None:
     assert names(AlarmInputs(now, signals=sig)) == [("BurstProviderFailing", "aws")]
     sig.observe_tick(now, demand_stale=True, errors=[], provider_of=owner, failed=["gce-1"])
     assert sig.error_streaks["aws"] == 0 and sig.interruptions == {"gce": 1}
+    # an error of no known cluster (a provider listing failed) makes no provider up
+    sig.observe_tick(now, demand_stale=True, errors=[("*", "ProviderError", "listing")], provider_of=owner)
+    assert set(sig.error_streaks) == {"aws", "gce"} and not any(sig.error_streaks.values())
     # the backlog stays unreadable: stale once BACKLOG_STALE_S has passed since the last good read
     last_good = now - timedelta(minutes=1)
     later = last_good + timedelta(seconds=alarms.BACKLOG_STALE_S + 1)
