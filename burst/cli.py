@@ -37,6 +37,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"burst {version('burst')}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print burst's version and exit")
+    ] = False,
+) -> None:
+    """Cloud-bursting autoscaler for batch clusters with periodic load spikes."""
+
+
 config_app = typer.Typer(help="Validate the configuration or print its JSON Schema.", no_args_is_help=True)
 trace_app = typer.Typer(help="Inspect job traces (SWF or CSV).", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -19,17 +19,21 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from burst.alarms import AlarmSignals, cluster_ages
 from burst.clock import Clock, RealClock
 from burst.config import Config, LeaderElectionConfig
 from burst.engine import Engine, TickResult
 from burst.errors import BurstError, ConfigError
 from burst.federation.kube import client_from_kubeconfig
+
+if TYPE_CHECKING:
+    from burst.metrics import AlarmMetrics
 
 log = logging.getLogger("burst.daemon")
 
@@ -82,6 +86,8 @@ class LeaseElector:
         self.clock = clock
         self.identity = cfg.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.leading = False
+        #: at the last try_lead: another replica held a live lease (False: none, or unknown)
+        self.others_lead = False
 
     def _lease(self, resource_version: str | None, transitions: int, acquire: datetime) -> Any:
         from kubernetes import client
@@ -106,6 +112,7 @@ class LeaseElector:
         from kubernetes.client.exceptions import ApiException
 
         now = self.clock.now()
+        self.others_lead = False
         try:
             try:
                 lease = self.api.read_namespaced_lease(self.cfg.name, self.cfg.namespace)
@@ -122,6 +129,7 @@ class LeaseElector:
             expired = renew is None or renew.astimezone(UTC) + duration < now
             if holder != self.identity and not expired:
                 self.leading = False
+                self.others_lead = True
                 return False
             transitions = (spec.lease_transitions or 0) if spec else 0
             acquire = spec.acquire_time if (spec and holder == self.identity and spec.acquire_time) else now
@@ -183,6 +191,8 @@ class Daemon:
         self._lock = threading.Lock()
         self.engine: Engine | None = None
         self.elector: LeaseElector | None = None
+        self.signals = AlarmSignals(providers=tuple(cfg.providers))
+        self._alarm_metrics: AlarmMetrics | None = None
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if not self.stopping.is_set():
@@ -199,13 +209,16 @@ class Daemon:
         if self.metrics_port is not None:
             from prometheus_client import CollectorRegistry
 
-            from burst.metrics import BurstMetrics
+            from burst.metrics import AlarmMetrics, BurstMetrics
             from burst.report import budgets_from_config
             from burst.status import start_status_server
 
             registry = CollectorRegistry()
             metrics = BurstMetrics(registry, budgets_from_config(cfg))
-            status = start_status_server(self.engine.store, cfg, registry, self.metrics_host, self.metrics_port)
+            self._alarm_metrics = AlarmMetrics(registry)
+            status = start_status_server(
+                self.engine.store, cfg, registry, self.metrics_host, self.metrics_port, signals=self.signals
+            )
             log.info("status page and /metrics on %s", status.url)
         self._metrics = metrics
         if threading.current_thread() is threading.main_thread():
@@ -253,6 +266,7 @@ class Daemon:
             eng = self.engine
             if self.elector is not None and not self.elector.try_lead():
                 log.info("standing by: another replica holds the lease", extra={"leader": False})
+                self._observe_alarms(None)
                 return
             started = time.perf_counter()
             try:
@@ -261,6 +275,7 @@ class Daemon:
                 # Each tick's step lists the accounts for orphans when due (and again after a
                 # failed listing), so one transient error never leaves an orphan for good.
                 result = eng.tick(stop=self.stopping.is_set)
+                self.signals.orphans_found += len(result.step.orphans_removed)
                 for cid in result.step.orphans_removed:
                     log.warning(
                         "adopted orphan cluster %s: drained, then removed",
@@ -275,9 +290,34 @@ class Daemon:
             self._log_tick(result, duration)
             if self._metrics is not None:
                 self._metrics.observe_tick(eng, result, duration)
+            self._observe_alarms(result)
             self._schedule_wake()
             if self.max_ticks is not None and self.ticks >= self.max_ticks:
                 self.stopping.set()
+
+    def _observe_alarms(self, result: TickResult | None) -> None:
+        """Feed the alarm signals (and their gauges): ``result`` of a tick this replica led, None
+        when it stood by.  Only the leader exports cluster ages, so an alert fires once."""
+        assert self.engine is not None
+        now = self.clock.now()
+        if result is None:
+            self.signals.observe_standby(now, leader_alive=self.elector is not None and self.elector.others_lead)
+            ages = []
+        else:
+            fleet = self.engine.store.fleet()
+            # adopted orphans are store records too, so the fleet names every cluster's provider
+            provider_of = {c.cluster_id: c.provider for c in fleet}
+            failed = [cid for cid, _from, to in result.step.transitions if to == "FAILED"]
+            self.signals.observe_tick(
+                now,
+                demand_stale=result.demand.stale,
+                errors=result.step.errors,
+                provider_of=provider_of,
+                failed=failed,
+            )
+            ages = cluster_ages(fleet, now, self.cfg.file.reconciler)
+        if self._alarm_metrics is not None:
+            self._alarm_metrics.observe(ages, self.signals, now)
 
     def _schedule_wake(self) -> None:
         assert self.engine is not None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from burst.alarms import AlarmSignals, ClusterAge
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import Demand
 from burst.policy import Spend
@@ -212,3 +213,67 @@ class BurstMetrics:
 def observe_tick(metrics: BurstMetrics, engine: Engine, result: TickResult, duration_s: float | None = None) -> None:
     """Function form of :meth:`BurstMetrics.observe_tick`, for a daemon loop."""
     metrics.observe_tick(engine, result, duration_s)
+
+
+# --- alarm inputs ----------------------------------------------------------------------------------
+# Kept apart from the families above: these are what deploy/prometheus/burst-alerts.yaml (generated
+# from burst.alarms) evaluates.  Budget alarms use burst_budget_used_ratio above.
+
+
+class AlarmMetrics:
+    """The gauges behind each alarm of :mod:`burst.alarms`, set from the store and the daemon's
+    :class:`~burst.alarms.AlarmSignals` after every tick."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.state_age = Gauge(
+            "burst_cluster_state_age_seconds",
+            "How long a cluster has been in its current (watched) state",
+            ["cluster", "provider", "state"],
+            registry=r,
+        )
+        self.state_limit = Gauge(
+            "burst_cluster_state_limit_seconds",
+            "How long the cluster may stay in that state before the reconciler must have moved it",
+            ["cluster", "provider", "state"],
+            registry=r,
+        )
+        self.error_streak = Gauge(
+            "burst_provider_error_streak", "Consecutive ticks with an error from the provider", ["provider"], registry=r
+        )
+        self.backlog_age = Gauge(
+            "burst_backlog_age_seconds",
+            "Since the backlog source last answered (0 on a standby replica, which does not read it)",
+            registry=r,
+        )
+        self.leader = Gauge("burst_leader", "1 when this replica leads (acts), 0 when it stands by", registry=r)
+        self.orphans = Counter(
+            "burst_orphans_found", "Cloud clusters with burst's owner tag but no record, removed", registry=r
+        )
+        self.interruptions = Counter(
+            "burst_interruptions", "Clusters that failed (went to FAILED), by provider", ["provider"], registry=r
+        )
+        self._orphans_seen = 0
+        self._interruptions_seen: dict[str, int] = {}
+
+    def observe(self, ages: Iterable[ClusterAge], signals: AlarmSignals, now: datetime) -> None:
+        self.state_age.clear()
+        self.state_limit.clear()
+        for c in ages:
+            labels = (c.cluster_id, c.provider, c.state.value)
+            self.state_age.labels(*labels).set(c.age_s)
+            if c.limit_s is not None:
+                self.state_limit.labels(*labels).set(c.limit_s)
+        for p, n in signals.error_streaks.items():
+            self.error_streak.labels(p).set(n)
+        if signals.leading:
+            since = signals.backlog_read_at or signals.started_at or now
+            self.backlog_age.set(max(0.0, (now - since).total_seconds()))
+        else:
+            self.backlog_age.set(0)
+        self.leader.set(1 if signals.leading else 0)
+        self.orphans.inc(max(0, signals.orphans_found - self._orphans_seen))
+        self._orphans_seen = signals.orphans_found
+        for p, n in signals.interruptions.items():
+            self.interruptions.labels(p).inc(max(0, n - self._interruptions_seen.get(p, 0)))
+            self._interruptions_seen[p] = n

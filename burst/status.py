@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
+from burst.alarms import AlarmInputs, AlarmSignals, Firing, cluster_ages, evaluate
 from burst.clock import Clock, RealClock
 from burst.errors import BurstError
-from burst.lifecycle import ClusterState
+from burst.lifecycle import ClusterRecord, ClusterState
 from burst.policy import Spend
 from burst.report import (
     PAGE_CSS,
@@ -151,6 +152,8 @@ td.reasons ul { margin: 0; padding-left: 1.1rem; }
 table.fleet td { white-space: nowrap; }
 table.fleet td:last-child { white-space: normal; text-align: left; max-width: 32rem; font-size: .8rem; }
 table.decisions th:last-child { text-align: left; }
+table.alarms td, table.alarms th { text-align: left; }
+table.alarms { border-left: 4px solid #c0392b; }
 .state-ACTIVE { color: #1e7d55; font-weight: 600; } .state-FAILED { color: #c0392b; font-weight: 600; }
 """
 
@@ -164,6 +167,16 @@ class StatusPage:
     clock: Clock
     days: float = 3.0
     decisions: int = 20
+    #: what the daemon serving this page sees (error streaks, backlog, Lease); None: store only
+    signals: AlarmSignals | None = None
+
+    def firing(self, now: datetime, spend: Spend, fleet: Sequence[ClusterRecord]) -> list[Firing]:
+        """The alarms of :mod:`burst.alarms` that fire now, from the store and this daemon's signals."""
+        ratios = [
+            (b.label, budget_spent(b, spend) / b.limit if b.limit > 0 else 0.0) for b in budgets_from_config(self.cfg)
+        ]
+        ages = cluster_ages(fleet, now, self.cfg.file.reconciler)
+        return evaluate(AlarmInputs(now, ratios, ages, self.signals))
 
     def render(self) -> str:
         now = self.clock.now()
@@ -190,6 +203,17 @@ class StatusPage:
             f'<div class="kpi"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for v, k in kpis
         )
         kpi_html += "</div>"
+
+        firing = self.firing(now, spend, fleet)
+        alarms_html = (
+            _table(
+                ["alarm", "severity", "what", "why"],
+                [[f.alarm, f.severity, f.subject, redact(f.message)] for f in firing],
+                "alarms",
+            )
+            if firing
+            else "<p class='no-alarms'>No alarm firing.</p>"
+        )
 
         fleet_rows = [
             [
@@ -277,7 +301,7 @@ class StatusPage:
             "<script src='/static/plotly.min.js'></script></head><body>"
             f"<h1>{html.escape(title)}</h1>"
             f"<p class='sub'>{now:%Y-%m-%d %H:%M:%S} UTC · read-only · <a href='/metrics'>metrics</a></p>"
-            f"{kpi_html}<h2>Fleet</h2>{fleet_html}<h2>Budgets</h2>{budget_html}"
+            f"{kpi_html}<h2>Alarms firing</h2>{alarms_html}<h2>Fleet</h2>{fleet_html}<h2>Budgets</h2>{budget_html}"
             f"<h2>Last decisions</h2>{dec_html}<h2>Last {self.days:g} days</h2>{charts_html}"
             "</body></html>\n"
         )
@@ -393,10 +417,11 @@ def start_status_server(
     *,
     clock: Clock | None = None,
     days: float = 3.0,
+    signals: AlarmSignals | None = None,
 ) -> StatusServer:
     """Serve ``/`` and ``/metrics`` on ``host:port`` (0 = a free port) from a background thread.
     ``clock`` (default: the real one) says what 'now' is for ages, costs and the charts' window."""
-    page = StatusPage(store, cfg, clock or RealClock(), days=days)
+    page = StatusPage(store, cfg, clock or RealClock(), days=days, signals=signals)
     try:
         server = _Server((host, port), page, registry)
     except OSError as err:
