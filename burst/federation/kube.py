@@ -679,6 +679,8 @@ class MemberAccount:
     name: str
     cluster_role: str
     labels: dict[str, str]
+    #: What the account may do in the member; kubefedctl and karmadactl grant everything.
+    rules: tuple[JSON, ...] = tuple(FULL_ACCESS_RULES)
 
     @property
     def token_secret(self) -> str:
@@ -692,7 +694,7 @@ class MemberAccount:
             member.create(NAMESPACE, {"metadata": {"name": self.namespace, "labels": labels}})
         member.create(SERVICE_ACCOUNT, {"metadata": {"name": self.name, "labels": labels}}, self.namespace)
         member.create(
-            CLUSTER_ROLE, {"metadata": {"name": self.cluster_role, "labels": labels}, "rules": FULL_ACCESS_RULES}
+            CLUSTER_ROLE, {"metadata": {"name": self.cluster_role, "labels": labels}, "rules": list(self.rules)}
         )
         member.create(
             CLUSTER_ROLE_BINDING,
