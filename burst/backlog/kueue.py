@@ -51,7 +51,9 @@ class KueueBacklogConfig(BacklogConfig):
     kind: Literal["kueue"] = "kueue"
     kubeconfig: str = Field(description="path of the Kueue (MultiKueue manager) cluster's kubeconfig")
     context: str | None = Field(default=None, description="kubeconfig context (default: its current context)")
-    cluster_queues: list[str] = Field(default_factory=list, description="ClusterQueues whose Workloads count; empty: all")
+    cluster_queues: list[str] = Field(
+        default_factory=list, description="ClusterQueues whose Workloads count; empty: all"
+    )
     gpu_resource: str = Field(default="nvidia.com/gpu", description="extended resource name of a GPU")
     timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
 
@@ -164,7 +166,9 @@ class KueueBacklog:
                     if r.get("name") == "cpu"
                 )
             except (ValueError, ArithmeticError) as err:
-                log.warning("kueue backlog: ClusterQueue %s has an unreadable cpu quota (%s)", cq["metadata"]["name"], err)
+                log.warning(
+                    "kueue backlog: ClusterQueue %s has an unreadable cpu quota (%s)", cq["metadata"]["name"], err
+                )
         return math.floor(total), max(0, math.floor(total - used))
 
 

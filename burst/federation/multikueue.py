@@ -65,7 +65,6 @@ from burst.federation.kube import (
     NAMESPACE,
     SECRET,
     SYSTEM_NAMESPACES,
-    ClusterEndpoint,
     Kind,
     Kube,
     MemberAccount,
@@ -303,11 +302,15 @@ class MultiKueueFederation(MemberFederation):
                 }
             ],
         }
-        cq = member.create(kq.CLUSTER_QUEUE, {"metadata": {"name": cfg.worker_cluster_queue, "labels": labels}, "spec": spec})
+        cq = member.create(
+            kq.CLUSTER_QUEUE, {"metadata": {"name": cfg.worker_cluster_queue, "labels": labels}, "spec": spec}
+        )
         if cq is None:
             current = (member.get(kq.CLUSTER_QUEUE, cfg.worker_cluster_queue) or {}).get("spec") or {}
             if current.get("resourceGroups") != spec["resourceGroups"]:  # the cluster grew or shrank
-                member.patch(kq.CLUSTER_QUEUE, cfg.worker_cluster_queue, {"spec": {"resourceGroups": spec["resourceGroups"]}})
+                member.patch(
+                    kq.CLUSTER_QUEUE, cfg.worker_cluster_queue, {"spec": {"resourceGroups": spec["resourceGroups"]}}
+                )
         for ns, name in local_queues:
             if member.get(NAMESPACE, ns) is None:
                 member.create(NAMESPACE, {"metadata": {"name": ns, "labels": labels}})
@@ -338,7 +341,9 @@ class MultiKueueFederation(MemberFederation):
         if text:
             return member_from_kubeconfig(text, None, action, self._timeout)[0]
         if cid in self._member_kubeconfigs:
-            return member_from_kubeconfig(self._member_kubeconfigs[cid], self.config.member_context, action, self._timeout)[0]
+            return member_from_kubeconfig(
+                self._member_kubeconfigs[cid], self.config.member_context, action, self._timeout
+            )[0]
         return None
 
     def _reach(self, cluster: ClusterRecord, action: str, *, draining: bool | None = None) -> tuple[Kube | None, bool]:
@@ -404,7 +409,9 @@ class MultiKueueFederation(MemberFederation):
         labels = self._labels(cluster)
         secret_name = self._secret_name(cluster)
         data = {kq.KUBECONFIG_KEY: b64(worker_kubeconfig)}
-        created = manager.create(SECRET, {"metadata": {"name": secret_name, "labels": labels}, "type": "Opaque", "data": data}, ns)
+        created = manager.create(
+            SECRET, {"metadata": {"name": secret_name, "labels": labels}, "type": "Opaque", "data": data}, ns
+        )
         if created is None and (manager.get(SECRET, secret_name, ns) or {}).get("data") != data:
             manager.patch(SECRET, secret_name, {"data": data}, ns)
         spec = {"kubeConfig": {"locationType": "Secret", "location": secret_name}}
@@ -521,7 +528,7 @@ class _Discovery:
         return None if found is None else Kind(api_version, kind, found[0], found[1])
 
     def _resources(self, api_version: str) -> dict[str, tuple[str, bool]]:
-        opts = {"_preload_content": False, "_request_timeout": self.kube.timeout_s}
+        opts: dict[str, Any] = {"_preload_content": False, "_request_timeout": self.kube.timeout_s}
         group, _, version = api_version.rpartition("/")
         try:
             if group:

@@ -841,7 +841,12 @@ class KubeApiServer:
         }
         rk_crd = self.kind_for("apiextensions.k8s.io/v1", "customresourcedefinitions")
         self.do_patch(
-            rk_crd, "", crd["metadata"]["name"], {"status": status}, "application/merge-patch+json", subresource="status"
+            rk_crd,
+            "",
+            crd["metadata"]["name"],
+            {"status": status},
+            "application/merge-patch+json",
+            subresource="status",
         )
 
     def _after_delete(self, rk: ResourceKind, obj: JSON) -> None:
@@ -849,9 +854,9 @@ class KubeApiServer:
         if (rk.group, rk.plural) == ("apiextensions.k8s.io", "customresourcedefinitions"):
             # Deleting a CRD deletes its objects and stops serving its kinds.
             for kind in self._crd_kinds(obj):
-                key = (kind.group, kind.version, kind.plural)
-                self._state.kinds.pop(key, None)
-                self._state.objects.pop(key, None)
+                served = (kind.group, kind.version, kind.plural)
+                self._state.kinds.pop(served, None)
+                self._state.objects.pop(served, None)
             return
         if (rk.group, rk.plural) == ("", "namespaces"):
             for other in self._state.kinds.values():

@@ -40,7 +40,12 @@ KINDS: tuple[tuple[str, str, bool, bool], ...] = (
 def crds() -> list[JSON]:
     out = []
     for kind, plural, namespaced, status in KINDS:
-        version: JSON = {"name": "v1beta1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+        version: JSON = {
+            "name": "v1beta1",
+            "served": True,
+            "storage": True,
+            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        }
         if status:
             version["subresources"] = {"status": {}}
         out.append(
@@ -113,13 +118,25 @@ def manager_setup(
             },
         }
     )
-    server.create({"apiVersion": KUEUE, "kind": "MultiKueueConfig", "metadata": {"name": config}, "spec": {"clusters": list(clusters)}})
+    server.create(
+        {
+            "apiVersion": KUEUE,
+            "kind": "MultiKueueConfig",
+            "metadata": {"name": config},
+            "spec": {"clusters": list(clusters)},
+        }
+    )
     server.create(cluster_queue_obj(cluster_queue, cpu=cpu, checks=(check,)))
     for ns, lq in local_queues:
         if server.find("v1", "namespaces", ns) is None:
             server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         server.create(
-            {"apiVersion": KUEUE, "kind": "LocalQueue", "metadata": {"name": lq, "namespace": ns}, "spec": {"clusterQueue": cluster_queue}}
+            {
+                "apiVersion": KUEUE,
+                "kind": "LocalQueue",
+                "metadata": {"name": lq, "namespace": ns},
+                "spec": {"clusterQueue": cluster_queue},
+            }
         )
 
 
@@ -186,8 +203,17 @@ def _conditions(server: KubeApiServer, wl: JSON, **status: str) -> None:
 def reserve(server: KubeApiServer, namespace: str, name: str, cluster_queue: str) -> None:
     """Kueue's scheduler reserved quota for the Workload in ``cluster_queue``."""
     wl = server.get(KUEUE, "workloads", name, namespace)
-    assignments = [{"name": ps["name"], "count": ps.get("count", 1), "flavors": {"cpu": "default-flavor"}} for ps in wl["spec"]["podSets"]]
-    server.set_status(KUEUE, "workloads", name, {"admission": {"clusterQueue": cluster_queue, "podSetAssignments": assignments}}, namespace)
+    assignments = [
+        {"name": ps["name"], "count": ps.get("count", 1), "flavors": {"cpu": "default-flavor"}}
+        for ps in wl["spec"]["podSets"]
+    ]
+    server.set_status(
+        KUEUE,
+        "workloads",
+        name,
+        {"admission": {"clusterQueue": cluster_queue, "podSetAssignments": assignments}},
+        namespace,
+    )
     _conditions(server, wl, QuotaReserved="True")
 
 

@@ -26,7 +26,14 @@ def manager(server: KubeApiServer) -> KubeApiServer:
     server.create(kt.cluster_queue_obj("local", cpu="64"))
     server.create(kt.cluster_queue_obj("other", cpu="32"))
     for ns, lq, cq in (("default", "local-queue", "local"), ("default", "other-queue", "other")):
-        server.create({"apiVersion": kt.KUEUE, "kind": "LocalQueue", "metadata": {"name": lq, "namespace": ns}, "spec": {"clusterQueue": cq}})
+        server.create(
+            {
+                "apiVersion": kt.KUEUE,
+                "kind": "LocalQueue",
+                "metadata": {"name": lq, "namespace": ns},
+                "spec": {"clusterQueue": cq},
+            }
+        )
     return server
 
 
@@ -41,7 +48,11 @@ def test_pending_workloads_become_shape_buckets_and_admitted_ones_running(
 ) -> None:
     # 10 min old: 4 pods of 2 cores / 3Gi; 5 min old: 2 × (2 cores, 3Gi) again, and 1 GPU pod
     manager.create(kt.workload("old", count=4, cpu="1500m", memory="3Gi", created="2026-11-25T11:50:00Z"))
-    manager.create(kt.workload("new", namespace="cms", queue="cms-queue", count=2, cpu="2", memory="3Gi", created="2026-11-25T11:55:00Z"))
+    manager.create(
+        kt.workload(
+            "new", namespace="cms", queue="cms-queue", count=2, cpu="2", memory="3Gi", created="2026-11-25T11:55:00Z"
+        )
+    )
     manager.create(kt.workload("gpu", count=1, cpu="4", memory="16Gi", gpus=1, created="2026-11-25T11:58:00Z"))
     # quota reserved on the manager but the MultiKueue check not passed yet: still waiting for a worker
     manager.create(kt.workload("dispatching", count=1, cpu="8", memory="1Gi", created="2026-11-25T11:59:00Z"))
@@ -75,7 +86,12 @@ def test_only_the_configured_cluster_queues_count_and_local_quota_is_capacity(
     manager.create(kt.workload("oth", queue="other-queue", count=5, cpu="1"))
     manager.create(kt.workload("busy", queue="local-queue", count=1, cpu="10"))
     kt.admit(manager, "default", "busy", "local")
-    manager.set_status(kt.KUEUE, "clusterqueues", "local", {"flavorsReservation": [{"name": "default-flavor", "resources": [{"name": "cpu", "total": "10"}]}]})
+    manager.set_status(
+        kt.KUEUE,
+        "clusterqueues",
+        "local",
+        {"flavorsReservation": [{"name": "default-flavor", "resources": [{"name": "cpu", "total": "10"}]}]},
+    )
 
     demand = _source(manager, clock, tmp_path, cluster_queues=["cluster-queue", "local"]).poll()
     assert demand.pending_jobs == 5 and demand.running_cores == 10
@@ -86,7 +102,9 @@ def test_only_the_configured_cluster_queues_count_and_local_quota_is_capacity(
     assert (everything.onprem_cores, everything.onprem_free_cores) == (96, 86)
 
 
-def test_a_partially_admitted_workload_runs_what_was_admitted(manager: KubeApiServer, clock: SimClock, tmp_path: Path) -> None:
+def test_a_partially_admitted_workload_runs_what_was_admitted(
+    manager: KubeApiServer, clock: SimClock, tmp_path: Path
+) -> None:
     manager.create(kt.workload("elastic", count=8, cpu="1"))
     kt.admit(manager, "default", "elastic", "cluster-queue")
     wl = manager.get(kt.KUEUE, "workloads", "elastic", "default")
@@ -99,7 +117,9 @@ def test_a_partially_admitted_workload_runs_what_was_admitted(manager: KubeApiSe
 def test_unreadable_api_is_unavailable_never_zero(manager: KubeApiServer, clock: SimClock, tmp_path: Path) -> None:
     src = _source(manager, clock, tmp_path)
     manager.inject_fault("GET", "/workloads", 500, "InternalError")
-    with pytest.raises(BacklogUnavailable, match="kueue backlog: reading Workloads and queues: the API server at .* answered 500"):
+    with pytest.raises(
+        BacklogUnavailable, match=r"kueue backlog: reading Workloads and queues: the API server at .* answered 500"
+    ):
         src.poll()
     manager.expire_token()
     with pytest.raises(BacklogUnavailable, match="401 Unauthorized"):
