@@ -87,6 +87,8 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 
 DRAINING_LABEL = "burst.draining"
+#: The manager's service account on each worker, and its ClusterRole and binding.
+ACCOUNT = "burst-multikueue"
 CRD = Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False)
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 _PUT_ATTEMPTS = 3
@@ -114,6 +116,20 @@ WORKER_RULES: tuple[JSON, ...] = (
         "verbs": ["create", "delete", "get", "list", "watch"],
     },
     {"apiGroups": ["ray.io"], "resources": ["rayjobs", "rayclusters"], "verbs": ["create", "delete", "get", "list"]},
+    # unjoin: the account removes itself (see MemberAccount.remove), nothing else
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["clusterroles", "clusterrolebindings"],
+        "verbs": ["delete"],
+        "resourceNames": [ACCOUNT],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["serviceaccounts", "secrets"],
+        "verbs": ["delete"],
+        "resourceNames": [ACCOUNT, f"{ACCOUNT}-token"],
+    },
 )
 
 
@@ -194,8 +210,8 @@ class MultiKueueFederation(MemberFederation):
     def _account(self, cluster: ClusterRecord) -> MemberAccount:
         return MemberAccount(
             namespace=self.config.namespace,
-            name="burst-multikueue",
-            cluster_role="burst-multikueue",
+            name=ACCOUNT,
+            cluster_role=ACCOUNT,
             labels=self._labels(cluster),
             rules=WORKER_RULES,
         )
