@@ -24,6 +24,7 @@ from burst.federation.api import (
     FederationContext,
     JoinStatus,
     ReleasesNodes,
+    SteersWork,
 )
 from burst.kubeconfig import b64, render_kubeconfig
 from burst.lifecycle import ClusterRecord, ClusterState
@@ -56,6 +57,7 @@ from burst.policy import (
     Want,
 )
 from burst.provider import PriceOverride, Provider, ProviderConfig, ProviderContext, RemovesNodes
+from burst.steering import MemberWeight
 from burst.units import Duration, Money, MoneyField, parse_duration, parse_money
 
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "LatencyModel",
     "LimitPolicy",
     "Limited",
+    "MemberWeight",
     "Money",
     "MoneyField",
     "NotFound",
@@ -113,6 +116,7 @@ __all__ = [
     "Shape",
     "SimClock",
     "Spend",
+    "SteersWork",
     "Target",
     "Throttled",
     "Want",

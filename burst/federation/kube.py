@@ -374,6 +374,19 @@ class Kube:
             )
         return cast(JSON, _json(resp))
 
+    def patch_status(self, kind: Kind, name: str, patch: JSON, namespace: str = "") -> JSON:
+        """A merge patch of a custom object's ``status`` subresource (what a controller writes)."""
+        custom = self._custom()
+        if kind.namespaced:
+            resp = custom.patch_namespaced_custom_object_status(
+                kind.group, kind.version, namespace, kind.plural, name, patch, **self._opts()
+            )
+        else:
+            resp = custom.patch_cluster_custom_object_status(
+                kind.group, kind.version, kind.plural, name, patch, **self._opts()
+            )
+        return cast(JSON, _json(resp))
+
     def replace(self, kind: Kind, obj: JSON) -> JSON:
         """PUT ``obj`` (a custom object read earlier): a changed resourceVersion is a 409."""
         meta = obj["metadata"]

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 import yaml
@@ -59,6 +60,7 @@ from burst.api import (
     FederationError,
     JoinStatus,
 )
+from burst.backlog.kubernetes import pod_request
 from burst.federation import kueue_api as kq
 from burst.federation.kube import (
     MANAGED_BY,
@@ -81,6 +83,7 @@ from burst.federation.kube import (
     unb64,
 )
 from burst.kubeconfig import render_kubeconfig
+from burst.steering import MemberWeight
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,11 @@ class MultiKueueFederationConfig(FederationConfig):
     worker_flavor: str = Field(default="burst-default", description="the worker's ResourceFlavor")
     gpu_resource: str = Field(default="nvidia.com/gpu", description="extended resource name of a GPU")
     member_context: str | None = Field(default=None, description="context to use in the members' kubeconfigs")
+    dispatcher: bool = Field(
+        default=False,
+        description="act as MultiKueue's external dispatcher (Kueue ≥ v0.13, multiKueue.dispatcherName set to "
+        "burst's): nominate the cheapest, emptiest burst workers for pending Workloads",
+    )
     system_namespaces: list[str] = Field(
         default_factory=lambda: list(SYSTEM_NAMESPACES),
         description="namespaces whose pods are not work when releasing idle nodes",
@@ -527,6 +535,95 @@ class MultiKueueFederation(MemberFederation):
         finally:
             manager.close()
         self._member_kubeconfigs.pop(cid, None)
+
+    # -- steering: burst as MultiKueue's external dispatcher ---------------------------------
+
+    def steer(self, weights: Sequence[MemberWeight]) -> None:
+        """Nominate worker clusters for the pending Workloads (``status.nominatedClusterNames``).
+
+        Only with ``dispatcher: true`` (Kueue then leaves the choice to an external dispatcher and
+        creates copies only on the nominated clusters).  The workers burst did not make (on-prem,
+        already paid for) are always offered first.  Then, oldest Workload first, the burst worker
+        of highest weight whose free cores (less what is nominated to it this round) hold the
+        Workload; a Workload already nominated to a worker that still has weight and room keeps
+        it (no churn).  When no worker has room, all weighted workers are offered (the first to
+        admit wins, as Kueue's own dispatcher).  Draining workers (weight 0) are never offered.
+        Workloads assigned to a cluster (``status.clusterName``) are never touched.
+        """
+        if not self.config.dispatcher:
+            return
+        action = "multikueue: steering pending Workloads"
+        manager = self._manager(action)
+        try:
+            with kube_errors(f"{action}: manager", FederationError, manager.endpoint):
+                self._nominate(manager, weights)
+        finally:
+            manager.close()
+
+    def _nominate(self, manager: Kube, weights: Sequence[MemberWeight]) -> None:
+        config = manager.get(kq.MULTIKUEUE_CONFIG, self._config_name(manager)) or {}
+        listed = [str(c) for c in (config.get("spec") or {}).get("clusters") or []]
+        ours = {m.cluster_id for m in weights}
+        others = [c for c in listed if c not in ours]
+        offered = [m for m in weights if m.weight > 0 and m.cluster_id in listed]
+        room = {m.cluster_id: Decimal(m.free_cores) for m in offered}
+        cqs = {
+            str(cq["metadata"]["name"])
+            for cq in manager.list(kq.CLUSTER_QUEUE)
+            if self.config.admission_check in kq.admission_check_names(cq)
+        }
+        queues = kq.local_queue_map(manager.list(kq.LOCAL_QUEUE))
+        pending = sorted(
+            (
+                wl
+                for wl in manager.list(kq.WORKLOAD)
+                if kq.cluster_queue_of(wl, queues) in cqs
+                and kq.reserved(wl)
+                and not kq.admitted(wl)
+                and not kq.finished(wl)
+                and not (wl.get("status") or {}).get("clusterName")
+            ),
+            key=lambda wl: (str(wl["metadata"].get("creationTimestamp") or ""), str(wl["metadata"]["name"])),
+        )
+        chosen: dict[tuple[str, str], str | None] = {}
+        # Keep standing nominations that still fit, then place the rest in weight order.
+        for wl in pending:
+            now = [c for c in (wl.get("status") or {}).get("nominatedClusterNames") or [] if c in room]
+            cores = self._cores(wl)
+            if len(now) == 1 and room[now[0]] >= cores:
+                room[now[0]] -= cores
+                chosen[_key(wl)] = now[0]
+        for wl in pending:
+            if _key(wl) in chosen:
+                continue
+            cores = self._cores(wl)
+            fit = next((m.cluster_id for m in offered if room[m.cluster_id] >= cores), None)
+            if fit is not None:
+                room[fit] -= cores
+            chosen[_key(wl)] = fit
+        for wl in pending:
+            fit = chosen[_key(wl)]
+            burst_part = [fit] if fit is not None else [m.cluster_id for m in offered]
+            wanted = others + burst_part
+            current = (wl.get("status") or {}).get("nominatedClusterNames") or []
+            if wanted and wanted != current:
+                meta = wl["metadata"]
+                manager.patch_status(
+                    kq.WORKLOAD, meta["name"], {"status": {"nominatedClusterNames": wanted}}, meta["namespace"]
+                )
+
+    def _cores(self, wl: JSON) -> Decimal:
+        total = Decimal(0)
+        for count, spec in kq.pod_sets(wl):
+            try:
+                total += count * max(Decimal(1), pod_request(spec, self.config.gpu_resource).cpu)
+            except (ValueError, ArithmeticError, TypeError):
+                total += count
+        return total
+
+
+def _key(wl: JSON) -> tuple[str, str]:
+    return str(wl["metadata"].get("namespace") or ""), str(wl["metadata"]["name"])
 
 
 class _Discovery:
