@@ -12,9 +12,10 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from burst.api import Federation, FederationContext, FederationError, SimClock
+from burst.api import Federation, FederationContext, FederationError, SimClock, SteersWork
 from burst.federation.multikueue import MultiKueueFederation, MultiKueueFederationConfig
 from burst.registry import config_class
+from burst.steering import MemberWeight
 from burst.testing import kueue as kt
 from burst.testing.kube_server import KubeApiServer
 from tests.kube.conftest import record
@@ -62,7 +63,7 @@ def test_kind_is_registered_and_implements_the_contract(
 ) -> None:
     assert config_class("burst.federations", "multikueue") is MultiKueueFederationConfig
     fed: Federation = _fed(manager, clock, tmp_path)
-    assert isinstance(fed, Federation) and fed.name == "multikueue"
+    assert isinstance(fed, Federation) and isinstance(fed, SteersWork) and fed.name == "multikueue"
 
 
 def test_join_installs_kueue_mirrors_the_queues_and_registers_the_worker(
@@ -252,3 +253,61 @@ def test_unreachable_manager_or_worker_is_a_federation_error(
     manager.stop()
     with pytest.raises(FederationError, match="manager: cannot reach"):
         fed.undrain(rec)
+
+
+def _nominated(manager: KubeApiServer, name: str) -> list[str]:
+    return list(manager.get(kt.KUEUE, "workloads", name, "default")["status"].get("nominatedClusterNames") or [])
+
+
+def test_as_dispatcher_it_nominates_the_cheapest_emptiest_worker_with_room(
+    manager: KubeApiServer, clock: SimClock, tmp_path: Path
+) -> None:
+    manager.patch(
+        kt.KUEUE, "multikueueconfigs", "multikueue", {"spec": {"clusters": ["onprem", "cheap", "pricey", "old"]}}
+    )
+    for i, created in enumerate(("11:00", "11:10", "11:20")):
+        manager.create(kt.workload(f"w{i}", cpu="4", created=f"2026-11-25T{created}:00Z"))
+        kt.reserve(manager, "default", f"w{i}", "cluster-queue")
+    manager.create(kt.workload("waiting-for-quota", cpu="1"))  # no quota reserved on the manager yet
+    manager.create(kt.workload("placed", cpu="4"))
+    kt.reserve(manager, "default", "placed", "cluster-queue")
+    manager.set_status(
+        kt.KUEUE, "workloads", "placed", {"clusterName": "pricey", "nominatedClusterNames": None}, "default"
+    )
+    weights = (
+        MemberWeight("cheap", 100, 16, 8, "cheapest"),
+        MemberWeight("pricey", 50, 16, 16, "2× the cheapest"),
+        MemberWeight("old", 0, 16, 16, "draining"),
+    )
+
+    _fed(manager, clock, tmp_path).steer(weights)  # not the dispatcher: nothing written
+    assert not [r for r in manager.requests if r.method == "PATCH" and "/workloads/" in r.path]
+
+    fed = _fed(manager, clock, tmp_path, dispatcher=True)
+    fed.steer(weights)
+    assert [_nominated(manager, f"w{i}") for i in range(3)] == [
+        ["onprem", "cheap"],
+        ["onprem", "cheap"],
+        ["onprem", "pricey"],  # cheap is full with the first two
+    ]
+    assert _nominated(manager, "waiting-for-quota") == [] and _nominated(manager, "placed") == []
+    patches = len([r for r in manager.requests if r.method == "PATCH"])
+    fed.steer(weights)
+    assert len([r for r in manager.requests if r.method == "PATCH"]) == patches  # idempotent
+
+    # pricey is now preferred, but standing nominations that still fit are kept (no churn)
+    fed.steer((MemberWeight("pricey", 100, 16, 16, ""), MemberWeight("cheap", 60, 16, 8, ""), weights[2]))
+    assert [_nominated(manager, f"w{i}") for i in range(3)] == [
+        ["onprem", "cheap"],
+        ["onprem", "cheap"],
+        ["onprem", "pricey"],
+    ]
+
+    # a Workload no worker has room for is offered to every weighted one, never to a draining one
+    manager.create(kt.workload("huge", cpu="40", created="2026-11-25T11:30:00Z"))
+    kt.reserve(manager, "default", "huge", "cluster-queue")
+    fed.steer(weights)
+    assert _nominated(manager, "huge") == ["onprem", "cheap", "pricey"]
+    # cheap starts draining: its pending Workloads move to the next worker with room
+    fed.steer((MemberWeight("cheap", 0, 16, 8, "draining"), weights[1], weights[2]))
+    assert [_nominated(manager, f"w{i}") for i in range(3)] == [["onprem", "pricey"]] * 3
