@@ -5,7 +5,8 @@ the peak the worker is drained without evicting a Workload, then removed.
 The manager is a test API server with Kueue's CRDs; the test plays Kueue's controllers: the
 MultiKueueCluster controller (Active once the kubeconfig Secret reaches the worker), the manager's
 dispatcher (quota reserved on the manager, a copy created on an active worker listed in the
-MultiKueueConfig, Admitted once the worker admitted the copy), the worker's Kueue (admits copies
+MultiKueueConfig and nominated by burst, which acts as MultiKueue's external dispatcher; Admitted
+once the worker admitted the copy), the worker's Kueue (admits copies
 into its ClusterQueue unless it is held) and the kubelets (the Workloads finish).  The worker is
 the local cloud's API server inside the daemon, reached only through what Kueue itself uses: the
 kubeconfig in the MultiKueueCluster's Secret.
@@ -128,6 +129,7 @@ def _run(tmp_path: h.Path, runs: list[h.BurstRun], manager: KubeApiServer) -> No
             "kubeconfig": "manager.kubeconfig",
             "admission_check": "multikueue",
             "worker_install": ["kueue-manifests.yaml"],
+            "dispatcher": True,
             "timeout": "3s",
         },
         extra={
@@ -163,6 +165,15 @@ def _run(tmp_path: h.Path, runs: list[h.BurstRun], manager: KubeApiServer) -> No
     # --- the manager dispatches the backlog there; the worker admits and runs it ----------------------
     for i in range(4):
         kt.reserve(manager, "default", f"reco-{i}", "cluster-queue")
+
+    def nominated() -> bool:
+        wls = [manager.get(kt.KUEUE, "workloads", f"reco-{i}", "default") for i in range(4)]
+        return all(w["status"].get("nominatedClusterNames") == ["onprem", cid] for w in wls)
+
+    # burst, MultiKueue's external dispatcher, nominates its empty worker (the on-prem one first)
+    h.wait_until("the Workloads nominated to the burst worker", nominated, 10)
+    assert daemon.find(f"steering: {cid} 100 (")
+    for i in range(4):
         worker.create_copy(manager.get(kt.KUEUE, "workloads", f"reco-{i}", "default"))
     assert worker.admit_all() == 4
     for i in range(4):
