@@ -34,6 +34,9 @@ class MemberWeight:
     cores: int
     free_cores: int
     reason: str
+    #: the weight from price alone (100 for the cheapest, 0 when draining): it changes only when
+    #: members join or drain, for schedulers that re-divide placed work when weights change
+    price_weight: int = 0
 
 
 def _price_per_core(c: ClusterRecord) -> float:
@@ -53,14 +56,14 @@ def member_weights(fleet: Iterable[ClusterRecord], running: Mapping[str, int]) -
         free = cores - busy
         price = _price_per_core(c)
         if c.state is ClusterState.DRAINING:
-            out.append(MemberWeight(c.cluster_id, 0, cores, free, "draining: no new work"))
+            out.append(MemberWeight(c.cluster_id, 0, cores, free, "draining: no new work", 0))
             continue
         cheapness = 1.0 if price <= 0 else min(1.0, cheapest / price) if cheapest > 0 else 0.0
         emptiness = free / cores if cores else 0.0
         weight = max(1, round(SCALE * cheapness * emptiness))
         rank = "the cheapest" if cheapness >= 1.0 else f"{price / cheapest:.1f}× the cheapest" if cheapest else "priced"
         reason = f"{price:.4f} {c.currency}/core-h ({rank}), {free} of {cores} cores free"
-        out.append(MemberWeight(c.cluster_id, weight, cores, free, reason))
+        out.append(MemberWeight(c.cluster_id, weight, cores, free, reason, max(1, round(SCALE * cheapness))))
     return tuple(sorted(out, key=lambda m: (-m.weight, m.cluster_id)))
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -77,10 +78,14 @@ from burst.federation.kube import (
     running_pods,
     unb64,
 )
+from burst.steering import MemberWeight
 
 log = logging.getLogger(__name__)
 
 KUBEFED_CLUSTER = Kind("core.kubefed.io/v1beta1", "KubeFedCluster", "kubefedclusters")
+REPLICA_SCHEDULING_PREFERENCE = Kind(
+    "scheduling.kubefed.io/v1alpha1", "ReplicaSchedulingPreference", "replicaschedulingpreferences"
+)
 DRAINING_LABEL = "burst.draining"
 
 
@@ -96,6 +101,11 @@ class KubefedConfig(FederationConfig):
     system_namespaces: list[str] = Field(
         default_factory=lambda: list(SYSTEM_NAMESPACES),
         description="namespaces whose pods are not work when counting what still runs in a member",
+    )
+    steer_preferences: list[str] = Field(
+        default_factory=list,
+        description="ReplicaSchedulingPreferences ('namespace/name') whose cluster weights burst sets for "
+        "its members (cheaper first, draining none)",
     )
     timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
 
@@ -270,3 +280,37 @@ class KubefedFederation(MemberFederation):
         finally:
             host.close()
         self._member_kubeconfigs.pop(cid, None)
+
+    # -- steering: weights in the configured ReplicaSchedulingPreferences ----------------------
+
+    def steer(self, weights: Sequence[MemberWeight]) -> None:
+        """Set burst's members in ``spec.clusters`` of each ReplicaSchedulingPreference in
+        ``steer_preferences``: ``weight`` from price (cheaper members get more), draining members
+        removed (no replicas).  Other clusters' entries are kept.  The price weight changes only
+        when members join or drain, and with the preference's ``rebalance: false`` (KubeFed's
+        default) replicas already placed stay where they are."""
+        if not self.config.steer_preferences:
+            return
+        action = "kubefed: steering work"
+        host = self._host(action)
+        try:
+            with kube_errors(f"{action}: host", FederationError, host.endpoint):
+                for ref in self.config.steer_preferences:
+                    ns, _, name = ref.rpartition("/")
+                    rsp = host.get(REPLICA_SCHEDULING_PREFERENCE, name, ns)
+                    if rsp is None:
+                        log.warning("kubefed: steering: ReplicaSchedulingPreference %s does not exist", ref)
+                        continue
+                    current = (rsp.get("spec") or {}).get("clusters") or {}
+                    change: dict[str, object] = {}
+                    for m in weights:
+                        entry = current.get(m.cluster_id)
+                        if m.price_weight <= 0:
+                            if entry is not None:
+                                change[m.cluster_id] = None
+                        elif (entry or {}).get("weight") != m.price_weight:
+                            change[m.cluster_id] = {"weight": m.price_weight}
+                    if change:
+                        host.patch(REPLICA_SCHEDULING_PREFERENCE, name, {"spec": {"clusters": change}}, ns)
+        finally:
+            host.close()
