@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from burst.clock import Clock
 from burst.config import Config
 from burst.errors import BacklogUnavailable, ConfigError, FederationError, ProviderError
 from burst.federation.api import CountsRunning, Federation, FederationContext, SteersWork
-from burst.lifecycle import ClusterState
+from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import Demand, Offering, Quota
 from burst.plan import Plan, make_plan
 from burst.policy import (
@@ -35,7 +35,7 @@ from burst.policy import (
 from burst.provider import Provider, ProviderContext
 from burst.reconciler import Reconciler, StepReport
 from burst.registry import config_class
-from burst.steering import describe, member_weights
+from burst.steering import MemberWeight, describe, member_weights
 from burst.store import Store
 
 log = logging.getLogger("burst.engine")
@@ -278,12 +278,17 @@ class Engine:
         self._steer()
         return TickResult(self.clock.now(), demand, plan, report, replans)
 
+    def steering(self, fleet: Sequence[ClusterRecord]) -> tuple[MemberWeight, ...]:
+        """The member weights a tick hands to a federation that steers work (none when it cannot);
+        the running jobs are those the last plan counted."""
+        return member_weights(fleet, self._running) if self._steerer is not None else ()
+
     def _steer(self) -> None:
         """Member weights to a federation that steers work (logged when they change); a failure
         is logged and retried next tick, it never stops the tick."""
         if self._steerer is None:
             return
-        weights = member_weights(self.store.fleet(), self._running)
+        weights = self.steering(self.store.fleet())
         line = describe(weights)
         if line != self._last_steering:
             self._last_steering = line

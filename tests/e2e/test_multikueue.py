@@ -15,6 +15,7 @@ kubeconfig in the MultiKueueCluster's Secret.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import e2e_harness as h
@@ -173,6 +174,11 @@ def _run(tmp_path: h.Path, runs: list[h.BurstRun], manager: KubeApiServer) -> No
     # burst, MultiKueue's external dispatcher, nominates its empty worker (the on-prem one first)
     h.wait_until("the Workloads nominated to the burst worker", nominated, 10)
     assert daemon.find(f"steering: {cid} 100 (")
+    plan = h.cli("plan", "--config", str(cfg), "--output", "json", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    steering = json.loads(plan.stdout)["steering"]
+    assert [(m["cluster"], m["weight"], m["price_weight"]) for m in steering] == [(cid, 100, 100)]
+    assert "(the cheapest), 16 of 16 cores free" in steering[0]["reason"]
     for i in range(4):
         worker.create_copy(manager.get(kt.KUEUE, "workloads", f"reco-{i}", "default"))
     assert worker.admit_all() == 4
