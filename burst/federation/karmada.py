@@ -111,7 +111,8 @@ class KarmadaConfig(FederationConfig):
 
     def build(self, ctx: FederationContext) -> KarmadaFederation:
         path = self.kubeconfig if os.path.isabs(self.kubeconfig) else os.path.join(ctx.config_dir, self.kubeconfig)
-        return KarmadaFederation(self, path, ctx.owner, ctx.clock)
+        cls = SteeringKarmadaFederation if self.steer_policies else KarmadaFederation
+        return cls(self, path, ctx.owner, ctx.clock)
 
 
 class KarmadaFederation(MemberFederation):
@@ -308,7 +309,13 @@ class KarmadaFederation(MemberFederation):
             karmada.close()
         self._member_kubeconfigs.pop(cid, None)
 
-    # -- steering: static weights in the configured propagation policies ----------------------
+
+def _without_ours(taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in taints if t.get("key") != DRAIN_TAINT_KEY]
+
+
+class SteeringKarmadaFederation(KarmadaFederation):
+    """Karmada with ``steer_policies``: also a :class:`~burst.federation.api.SteersWork`."""
 
     def steer(self, weights: Sequence[MemberWeight]) -> None:
         """Set burst's members' entries in ``weightPreference.staticWeightList`` of each policy in
@@ -316,8 +323,6 @@ class KarmadaFederation(MemberFederation):
         get more), none for draining members.  Entries for clusters burst did not make are kept.
         Karmada re-divides the replicas of bound workloads when a policy's weights change, so
         only the price weight is used: it changes when members join or drain, not every tick."""
-        if not self.config.steer_policies:
-            return
         ours = {m.cluster_id for m in weights}
         entries = [
             {"targetCluster": {"clusterNames": [m.cluster_id]}, "weight": m.price_weight}
@@ -361,7 +366,3 @@ class KarmadaFederation(MemberFederation):
                 if err.status != 409 or attempt == _PUT_ATTEMPTS - 1:
                     raise
                 log.info("karmada: %s %s changed while burst set its weights; reading it again", kind.kind, ref)
-
-
-def _without_ours(taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [t for t in taints if t.get("key") != DRAIN_TAINT_KEY]

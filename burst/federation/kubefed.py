@@ -113,7 +113,8 @@ class KubefedConfig(FederationConfig):
         path = self.host_kubeconfig
         if not os.path.isabs(path):
             path = os.path.join(ctx.config_dir, path)
-        return KubefedFederation(self, path, ctx.owner)
+        cls = SteeringKubefedFederation if self.steer_preferences else KubefedFederation
+        return cls(self, path, ctx.owner)
 
 
 class KubefedFederation(MemberFederation):
@@ -281,7 +282,9 @@ class KubefedFederation(MemberFederation):
             host.close()
         self._member_kubeconfigs.pop(cid, None)
 
-    # -- steering: weights in the configured ReplicaSchedulingPreferences ----------------------
+
+class SteeringKubefedFederation(KubefedFederation):
+    """KubeFed with ``steer_preferences``: also a :class:`~burst.federation.api.SteersWork`."""
 
     def steer(self, weights: Sequence[MemberWeight]) -> None:
         """Set burst's members in ``spec.clusters`` of each ReplicaSchedulingPreference in
@@ -289,8 +292,6 @@ class KubefedFederation(MemberFederation):
         removed (no replicas).  Other clusters' entries are kept.  The price weight changes only
         when members join or drain, and with the preference's ``rebalance: false`` (KubeFed's
         default) replicas already placed stay where they are."""
-        if not self.config.steer_preferences:
-            return
         action = "kubefed: steering work"
         host = self._host(action)
         try:

@@ -170,7 +170,8 @@ class MultiKueueFederationConfig(FederationConfig):
         manifests: list[JSON] = []
         for path in self.worker_install:
             manifests.extend(load_manifests(resolve(path)))
-        return MultiKueueFederation(self, resolve(self.kubeconfig), ctx.owner, manifests)
+        cls = DispatchingMultiKueueFederation if self.dispatcher else MultiKueueFederation
+        return cls(self, resolve(self.kubeconfig), ctx.owner, manifests)
 
 
 def load_manifests(path: str) -> list[JSON]:
@@ -536,7 +537,14 @@ class MultiKueueFederation(MemberFederation):
             manager.close()
         self._member_kubeconfigs.pop(cid, None)
 
-    # -- steering: burst as MultiKueue's external dispatcher ---------------------------------
+
+def _key(wl: JSON) -> tuple[str, str]:
+    return str(wl["metadata"].get("namespace") or ""), str(wl["metadata"]["name"])
+
+
+class DispatchingMultiKueueFederation(MultiKueueFederation):
+    """MultiKueue with ``dispatcher: true``: burst is its external dispatcher (a
+    :class:`~burst.federation.api.SteersWork`)."""
 
     def steer(self, weights: Sequence[MemberWeight]) -> None:
         """Nominate worker clusters for the pending Workloads (``status.nominatedClusterNames``).
@@ -550,8 +558,6 @@ class MultiKueueFederation(MemberFederation):
         admit wins, as Kueue's own dispatcher).  Draining workers (weight 0) are never offered.
         Workloads assigned to a cluster (``status.clusterName``) are never touched.
         """
-        if not self.config.dispatcher:
-            return
         action = "multikueue: steering pending Workloads"
         manager = self._manager(action)
         try:
@@ -620,10 +626,6 @@ class MultiKueueFederation(MemberFederation):
             except (ValueError, ArithmeticError, TypeError):
                 total += count
         return total
-
-
-def _key(wl: JSON) -> tuple[str, str]:
-    return str(wl["metadata"].get("namespace") or ""), str(wl["metadata"]["name"])
 
 
 class _Discovery:

@@ -82,6 +82,8 @@ def test_karmada_sets_static_weights_for_its_members_and_keeps_the_others(
     cfg = KarmadaConfig(kubeconfig="karmada.kubeconfig", steer_policies=["default/reco", "all", "default/missing"])
     fed = cfg.build(FederationContext(clock=clock, owner="o", config_dir=str(tmp_path)))
     assert isinstance(fed, SteersWork)
+    plain = KarmadaConfig(kubeconfig="karmada.kubeconfig").build(FederationContext(clock=clock, owner="o"))
+    assert not isinstance(plain, SteersWork)  # the engine then computes no weights at all
 
     fed.steer(WEIGHTS)
     assert _static(host.get(*PP, "reco", "default")) == [(["onprem"], 300), (["cheap"], 100), (["pricey"], 50)]
@@ -120,6 +122,10 @@ def test_kubefed_sets_replica_scheduling_preference_weights(
     (tmp_path / "host.kubeconfig").write_text(host.kubeconfig())
     cfg = KubefedConfig(host_kubeconfig="host.kubeconfig", steer_preferences=["default/web"])
     fed = cfg.build(FederationContext(clock=clock, owner="o", config_dir=str(tmp_path)))
+    assert isinstance(fed, SteersWork)
+    assert not isinstance(
+        KubefedConfig(host_kubeconfig="h").build(FederationContext(clock=clock, owner="o")), SteersWork
+    )
     fed.steer(WEIGHTS)
     assert host.get(*RSP, "web", "default")["spec"]["clusters"] == {
         "onprem": {"weight": 3, "minReplicas": 2},
