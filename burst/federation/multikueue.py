@@ -307,35 +307,13 @@ class MultiKueueFederation(MemberFederation):
         labels = {**self._labels(cluster), MANAGED_BY: "burst"}
         cfg = self.config
         member.create(kq.RESOURCE_FLAVOR, {"metadata": {"name": cfg.worker_flavor, "labels": labels}, "spec": {}})
-        quota = {
-            "cpu": str(cluster.nodes * cluster.cpus_per_node),
-            "memory": f"{cluster.nodes * cluster.memory_mb_per_node}Mi",
-        }
-        if cluster.gpus_per_node:
-            quota[cfg.gpu_resource] = str(cluster.nodes * cluster.gpus_per_node)
-        spec: JSON = {
-            "namespaceSelector": {},
-            "resourceGroups": [
-                {
-                    "coveredResources": list(quota),
-                    "flavors": [
-                        {
-                            "name": cfg.worker_flavor,
-                            "resources": [{"name": k, "nominalQuota": v} for k, v in quota.items()],
-                        }
-                    ],
-                }
-            ],
-        }
+        groups = self._resource_groups(cluster, cluster.nodes)
+        spec: JSON = {"namespaceSelector": {}, "resourceGroups": groups}
         cq = member.create(
             kq.CLUSTER_QUEUE, {"metadata": {"name": cfg.worker_cluster_queue, "labels": labels}, "spec": spec}
         )
         if cq is None:
-            current = (member.get(kq.CLUSTER_QUEUE, cfg.worker_cluster_queue) or {}).get("spec") or {}
-            if current.get("resourceGroups") != spec["resourceGroups"]:  # the cluster grew or shrank
-                member.patch(
-                    kq.CLUSTER_QUEUE, cfg.worker_cluster_queue, {"spec": {"resourceGroups": spec["resourceGroups"]}}
-                )
+            self._set_quota(member, groups)
         for ns, name in local_queues:
             if member.get(NAMESPACE, ns) is None:
                 member.create(NAMESPACE, {"metadata": {"name": ns, "labels": labels}})
@@ -344,6 +322,34 @@ class MultiKueueFederation(MemberFederation):
                 {"metadata": {"name": name, "labels": labels}, "spec": {"clusterQueue": cfg.worker_cluster_queue}},
                 ns,
             )
+
+    def _resource_groups(self, cluster: ClusterRecord, nodes: int) -> list[JSON]:
+        """The worker ClusterQueue's quota: ``nodes`` of the cluster's flavor."""
+        quota = {"cpu": str(nodes * cluster.cpus_per_node), "memory": f"{nodes * cluster.memory_mb_per_node}Mi"}
+        if cluster.gpus_per_node:
+            quota[self.config.gpu_resource] = str(nodes * cluster.gpus_per_node)
+        resources = [{"name": k, "nominalQuota": v} for k, v in quota.items()]
+        return [
+            {"coveredResources": list(quota), "flavors": [{"name": self.config.worker_flavor, "resources": resources}]}
+        ]
+
+    def _set_quota(self, member: Kube, groups: list[JSON]) -> None:
+        current = (member.get(kq.CLUSTER_QUEUE, self.config.worker_cluster_queue) or {}).get("spec") or {}
+        if current and current.get("resourceGroups") != groups:
+            member.patch(kq.CLUSTER_QUEUE, self.config.worker_cluster_queue, {"spec": {"resourceGroups": groups}})
+
+    def release_idle(self, cluster: ClusterRecord, count: int) -> list[str]:
+        """Idle nodes of the worker, cordoned for removal (see
+        :meth:`burst.federation.kube.MemberNodes.release_idle`); the worker's ClusterQueue quota
+        then shrinks to the nodes left, so its Kueue admits no more than they hold."""
+        names = super().release_idle(cluster, count)
+        if names:
+            action = self._action("shrinking the quota of", cluster)
+            member, _ = self._reach(cluster, action)
+            if member is not None:
+                with on_member(member, action):
+                    self._set_quota(member, self._resource_groups(cluster, max(0, cluster.nodes - len(names))))
+        return names
 
     def _hold(self, member: Kube, hold: bool) -> None:
         """``stopPolicy: Hold`` on the worker's ClusterQueue: nothing new is admitted there."""

@@ -309,3 +309,16 @@ def test_as_dispatcher_it_nominates_the_cheapest_emptiest_worker_with_room(
     # cheap starts draining: its pending Workloads move to the next worker with room
     fed.steer((MemberWeight("cheap", 0, 16, 8, "draining"), weights[1], weights[2]))
     assert [_nominated(manager, f"w{i}") for i in range(3)] == [["onprem", "pricey"]] * 3
+
+
+def test_releasing_idle_nodes_shrinks_the_worker_quota(
+    manager: KubeApiServer, member: KubeApiServer, clock: SimClock, tmp_path: Path
+) -> None:
+    fed = _fed(manager, clock, tmp_path)
+    rec = record()
+    fed.join(rec, member.kubeconfig())
+    member.add_pod("reco", namespace="default", phase="Running", node="node-1")
+    assert fed.release_idle(rec, 2) == ["node-2"]  # node-1 runs a pod
+    quota = member.get(kt.KUEUE, "clusterqueues", "burst")["spec"]["resourceGroups"][0]["flavors"][0]["resources"]
+    assert quota == [{"name": "cpu", "nominalQuota": "8"}, {"name": "memory", "nominalQuota": "32768Mi"}]
+    assert member.get("v1", "nodes", "node-2")["spec"]["unschedulable"] is True
