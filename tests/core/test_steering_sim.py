@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from burst.api import FederationContext, SimClock, SteersWork
+import pytest
+
+from burst.api import Bucket, FederationContext, FederationError, SimClock, SteersWork
 from burst.executor import Executor
 from burst.federation.local import LocalFederation, LocalFederationConfig, SteeringLocalFederation
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import Job, Shape
 from burst.steering import MemberWeight
-from burst.testing.builders import T0
+from burst.testing.builders import T0, StaticBacklog, make_config, make_engine
 
 
 def rec(cid: str) -> ClusterRecord:
@@ -59,3 +62,43 @@ def test_the_local_federation_steers_only_when_configured() -> None:
     fed.steer((MemberWeight("b", 90, 16, 16, ""), MemberWeight("a", 0, 16, 16, "draining")))
     ex.run_until(5)
     assert (ex.running_on("a"), ex.running_on("b")) == (0, 2)
+
+
+def test_the_engine_steers_once_per_tick_logs_changes_and_survives_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    clock = SimClock(T0)
+    cfg = make_config({"federation": {"kind": "local", "join_latency": "0s", "steering": True}})
+    backlog = StaticBacklog(clock)
+    backlog.demand = replace(backlog.demand, pending=(Bucket(Shape(4, 1000), 8, 600.0),))
+    eng = make_engine(cfg, clock, backlog=backlog)
+    seen: list[tuple[MemberWeight, ...]] = []
+    steer = eng.federation.steer  # type: ignore[attr-defined]
+
+    def recording(weights: tuple[MemberWeight, ...]) -> None:
+        seen.append(weights)
+        steer(weights)
+
+    eng.federation.steer = recording  # type: ignore[attr-defined]
+    with caplog.at_level(logging.INFO, logger="burst.engine"):
+        ticks = 0
+        while not [c for c in eng.store.fleet() if c.state is ClusterState.ACTIVE] and ticks < 120:
+            eng.tick()
+            clock.advance(60)
+            ticks += 1
+        for _ in range(3):
+            eng.tick()
+            ticks += 1
+    active = sorted(c.cluster_id for c in eng.store.fleet() if c.state is ClusterState.ACTIVE)
+    assert active and len(seen) == ticks  # once per tick
+    assert seen[0] == () and sorted(m.cluster_id for m in seen[-1]) == active
+    assert all(m.weight > 0 for m in seen[-1])
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("steering: ")]
+    assert 1 <= len(logged) < ticks and logged[-1].startswith(f"steering: {seen[-1][0].cluster_id} ")
+
+    def failing(weights: tuple[MemberWeight, ...]) -> None:
+        raise FederationError("karmada: steering work: Karmada API: cannot reach the API server")
+
+    eng.federation.steer = failing  # type: ignore[attr-defined]
+    with caplog.at_level(logging.WARNING, logger="burst.engine"):
+        result = eng.tick()
+    assert result.step.transitions == [] and result.at == clock.now()  # the tick completed
+    assert "steering failed: karmada: steering work" in caplog.text
