@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from burst.api import BacklogConfig, BacklogContext, BacklogUnavailable, Clock, Demand, Duration
-from burst.backlog.kubernetes import _Buckets, _created, _quantity, pod_request
+from burst.backlog.kubernetes import Request, _Buckets, _created, _quantity, pod_request
 from burst.federation import kueue_api as kq
 from burst.federation.kube import Kube, KubeconfigError, client_from_kubeconfig, kube_errors
 
@@ -128,7 +128,7 @@ class KueueBacklog:
             note=f"{waiting} pending and {running} admitted Workloads in {scope} at {kube.endpoint}",
         )
 
-    def _request(self, wl: JSON, spec: JSON) -> Any:
+    def _request(self, wl: JSON, spec: JSON) -> Request | None:
         try:
             return pod_request(spec, self.config.gpu_resource)
         except (ValueError, ArithmeticError, TypeError) as err:

@@ -48,7 +48,6 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import yaml
-from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
@@ -67,12 +66,10 @@ from burst.federation.kube import (
     NAMESPACE,
     SECRET,
     SYSTEM_NAMESPACES,
-    Kind,
     Kube,
     MemberAccount,
     MemberFederation,
     MemberNodes,
-    _json,
     b64,
     condition,
     control_plane,
@@ -82,6 +79,7 @@ from burst.federation.kube import (
     on_member,
     unb64,
 )
+from burst.federation.manifests import apply_manifests, load_manifests
 from burst.kubeconfig import render_kubeconfig
 from burst.steering import MemberWeight
 
@@ -92,8 +90,6 @@ JSON = dict[str, Any]
 DRAINING_LABEL = "burst.draining"
 #: The manager's service account on each worker, and its ClusterRole and binding.
 ACCOUNT = "burst-multikueue"
-CRD = Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False)
-DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 _PUT_ATTEMPTS = 3
 
 #: What Kueue's MultiKueue setup grants the manager on a worker, plus what burst's drain and
@@ -169,32 +165,9 @@ class MultiKueueFederationConfig(FederationConfig):
 
         manifests: list[JSON] = []
         for path in self.worker_install:
-            manifests.extend(load_manifests(resolve(path)))
+            manifests.extend(load_manifests(resolve(path), "multikueue: worker_install"))
         cls = DispatchingMultiKueueFederation if self.dispatcher else MultiKueueFederation
         return cls(self, resolve(self.kubeconfig), ctx.owner, manifests)
-
-
-def load_manifests(path: str) -> list[JSON]:
-    """The objects of a multi-document YAML file; a bad file is a one-line error naming it."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            docs = list(yaml.safe_load_all(fh))
-    except OSError as err:
-        raise FederationError(f"multikueue: worker_install: cannot read {path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise FederationError(f"multikueue: worker_install: {path}{where}: not valid YAML") from None
-    out = []
-    for i, doc in enumerate(docs, 1):
-        if doc is None:
-            continue
-        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
-            raise FederationError(f"multikueue: worker_install: {path} document {i}: needs apiVersion and kind")
-        if not (doc.get("metadata") or {}).get("name"):
-            raise FederationError(f"multikueue: worker_install: {path} document {i}: needs metadata.name")
-        out.append(doc)
-    return out
 
 
 class MultiKueueFederation(MemberFederation):
@@ -206,8 +179,7 @@ class MultiKueueFederation(MemberFederation):
         self.config = config
         self.kubeconfig_path = kubeconfig_path
         self.owner = owner
-        # CRDs first: the other objects may be of their kinds.
-        self.manifests = sorted(manifests, key=lambda d: d["kind"] != "CustomResourceDefinition")
+        self.manifests = manifests
         # Admin kubeconfigs of members joined by this process: a fallback to reach a member whose
         # Secret is not on the manager yet.  Never logged, never persisted.
         self._member_kubeconfigs: dict[str, str] = {}
@@ -280,28 +252,6 @@ class MultiKueueFederation(MemberFederation):
         return sorted(key for key, cq in kq.local_queue_map(manager.list(kq.LOCAL_QUEUE)).items() if cq in cqs)
 
     # -- the worker's side --------------------------------------------------------------------
-
-    def _install(self, member: Kube) -> str:
-        """Create the missing objects of ``worker_install``; what the join still waits for ("" when
-        Kueue is up)."""
-        kinds = _Discovery(member)
-        for doc in self.manifests:
-            kind = kinds.kind(doc)
-            if kind is None:
-                return f"waiting for the worker to serve {doc['apiVersion']} {doc['kind']}"
-            ns = str((doc.get("metadata") or {}).get("namespace") or "") if kind.namespaced else ""
-            body = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "status")}
-            member.create(kind, body, ns)
-        for doc in self.manifests:
-            name = str(doc["metadata"]["name"])
-            if doc["kind"] == "CustomResourceDefinition":
-                if not _established(member.get(CRD, name)):
-                    return f"waiting for the worker's CRD {name} to be Established"
-            elif doc["kind"] == "Deployment" and doc["apiVersion"] == "apps/v1":
-                ns = str(doc["metadata"].get("namespace") or "")
-                if not _available(member.get(DEPLOYMENT, name, ns)):
-                    return f"waiting for the worker's Deployment {ns}/{name} to be available"
-        return ""
 
     def _queues(self, member: Kube, cluster: ClusterRecord, local_queues: list[tuple[str, str]]) -> None:
         labels = {**self._labels(cluster), MANAGED_BY: "burst"}
@@ -413,7 +363,7 @@ class MultiKueueFederation(MemberFederation):
         member, endpoint = member_from_kubeconfig(kubeconfig, self.config.member_context, action, self._timeout)
         account = self._account(cluster)
         with on_member(member, action):
-            waiting = self._install(member)
+            waiting = apply_manifests(member, self.manifests, "worker")
             if waiting:
                 return JoinStatus(False, waiting)
             self._queues(member, cluster, local_queues)
@@ -632,49 +582,3 @@ class DispatchingMultiKueueFederation(MultiKueueFederation):
             except (ValueError, ArithmeticError, TypeError):
                 total += count
         return total
-
-
-class _Discovery:
-    """Which resource serves a manifest's kind on one API server (asked once per group/version)."""
-
-    def __init__(self, kube: Kube) -> None:
-        self.kube = kube
-        self._lists: dict[str, dict[str, tuple[str, bool]]] = {}
-
-    def kind(self, doc: JSON) -> Kind | None:
-        api_version, kind = str(doc["apiVersion"]), str(doc["kind"])
-        if api_version not in self._lists:
-            self._lists[api_version] = self._resources(api_version)
-        found = self._lists[api_version].get(kind)
-        return None if found is None else Kind(api_version, kind, found[0], found[1])
-
-    def _resources(self, api_version: str) -> dict[str, tuple[str, bool]]:
-        opts: dict[str, Any] = {"_preload_content": False, "_request_timeout": self.kube.timeout_s}
-        group, _, version = api_version.rpartition("/")
-        try:
-            if group:
-                resp = k8s.CustomObjectsApi(self.kube.api).get_api_resources(group, version, **opts)
-            else:
-                resp = k8s.CoreV1Api(self.kube.api).get_api_resources(**opts)
-        except ApiException as err:
-            if err.status == 404:
-                return {}
-            raise
-        return {
-            str(r["kind"]): (str(r["name"]), bool(r.get("namespaced")))
-            for r in (_json(resp) or {}).get("resources") or []
-            if "/" not in str(r.get("name"))
-        }
-
-
-def _established(crd: JSON | None) -> bool:
-    return kq.is_true(crd, "Established")
-
-
-def _available(deployment: JSON | None) -> bool:
-    if deployment is None:
-        return False
-    if kq.is_true(deployment, "Available"):
-        return True
-    wanted = int((deployment.get("spec") or {}).get("replicas", 1))
-    return int((deployment.get("status") or {}).get("availableReplicas") or 0) >= max(1, wanted)
