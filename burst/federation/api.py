@@ -78,6 +78,15 @@ class ReleasesNodes(Protocol):
 
 
 @runtime_checkable
+class FollowsResize(Protocol):
+    """Optional: a federation whose member setup depends on the member's size (a MultiKueue
+    worker's ClusterQueue quota).  Called once after an ACTIVE member grew or shrank in the cloud;
+    a failure is logged, not retried."""
+
+    def resized(self, cluster: ClusterRecord) -> None: ...
+
+
+@runtime_checkable
 class SteersWork(Protocol):
     """Optional: a federation that can tell its scheduler which members new work should go to.
 

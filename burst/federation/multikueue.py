@@ -301,6 +301,14 @@ class MultiKueueFederation(MemberFederation):
                     self._set_quota(member, self._resource_groups(cluster, max(0, cluster.nodes - len(names))))
         return names
 
+    def resized(self, cluster: ClusterRecord) -> None:
+        """The worker grew (or shrank): its ClusterQueue quota follows its nodes."""
+        action = self._action("resizing the quota of", cluster)
+        member, _ = self._reach(cluster, action)
+        if member is not None:
+            with on_member(member, action):
+                self._set_quota(member, self._resource_groups(cluster, cluster.nodes))
+
     def _hold(self, member: Kube, hold: bool) -> None:
         """``stopPolicy: Hold`` on the worker's ClusterQueue: nothing new is admitted there."""
         cq = member.get(kq.CLUSTER_QUEUE, self.config.worker_cluster_queue)

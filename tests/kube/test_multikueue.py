@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from burst.api import Federation, FederationContext, FederationError, SimClock, SteersWork
+from burst.api import Federation, FederationContext, FederationError, FollowsResize, SimClock, SteersWork
 from burst.federation.multikueue import MultiKueueFederation, MultiKueueFederationConfig
 from burst.registry import config_class
 from burst.steering import MemberWeight
@@ -322,3 +323,15 @@ def test_releasing_idle_nodes_shrinks_the_worker_quota(
     quota = member.get(kt.KUEUE, "clusterqueues", "burst")["spec"]["resourceGroups"][0]["flavors"][0]["resources"]
     assert quota == [{"name": "cpu", "nominalQuota": "8"}, {"name": "memory", "nominalQuota": "32768Mi"}]
     assert member.get("v1", "nodes", "node-2")["spec"]["unschedulable"] is True
+
+
+def test_a_grown_worker_gets_the_quota_of_its_new_nodes(
+    manager: KubeApiServer, member: KubeApiServer, clock: SimClock, tmp_path: Path
+) -> None:
+    fed = _fed(manager, clock, tmp_path)
+    rec = record()
+    fed.join(rec, member.kubeconfig())
+    assert isinstance(fed, FollowsResize)
+    fed.resized(replace(rec, nodes=5, desired_nodes=5))
+    quota = member.get(kt.KUEUE, "clusterqueues", "burst")["spec"]["resourceGroups"][0]["flavors"][0]["resources"]
+    assert quota == [{"name": "cpu", "nominalQuota": "40"}, {"name": "memory", "nominalQuota": "163840Mi"}]
