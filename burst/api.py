@@ -22,8 +22,10 @@ from burst.federation.api import (
     Federation,
     FederationConfig,
     FederationContext,
+    FollowsResize,
     JoinStatus,
     ReleasesNodes,
+    SteersWork,
 )
 from burst.kubeconfig import b64, render_kubeconfig
 from burst.lifecycle import ClusterRecord, ClusterState
@@ -67,6 +69,7 @@ from burst.policy import (
     time_to_json,
 )
 from burst.provider import PriceOverride, Provider, ProviderConfig, ProviderContext, RemovesNodes
+from burst.steering import MemberWeight
 from burst.units import Duration, Money, MoneyField, parse_duration, parse_money
 
 __all__ = [
@@ -99,12 +102,14 @@ __all__ = [
     "FederationConfig",
     "FederationContext",
     "FederationError",
+    "FollowsResize",
     "ForcedDrain",
     "JoinStatus",
     "LatencyModel",
     "LearnsFromSamples",
     "LimitPolicy",
     "Limited",
+    "MemberWeight",
     "Money",
     "MoneyField",
     "NotFound",
@@ -130,6 +135,7 @@ __all__ = [
     "Spend",
     "StateMismatch",
     "Stateful",
+    "SteersWork",
     "Target",
     "Throttled",
     "Want",

@@ -257,10 +257,11 @@ def plan(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
     def go() -> Any:
         eng = _engine(config)
         inp, p = eng.preview()
+        weights = eng.steering(inp.fleet)
         eng.store.close()
-        return inp, p, eng.cfg.file.currency
+        return inp, p, eng.cfg.file.currency, weights
 
-    inp, p, cur = guarded(go)
+    inp, p, cur, weights = guarded(go)
     d = p.decision
     if output is Output.json:
         print_json(
@@ -291,6 +292,10 @@ def plan(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
                     for a in p.actions
                 ],
                 "notes": list(d.notes),
+                "steering": [
+                    {"cluster": m.cluster_id, "weight": m.weight, "price_weight": m.price_weight, "reason": m.reason}
+                    for m in weights
+                ],
                 "cost_per_hour": round(p.cost_per_hour(), 4),
                 "currency": cur,
             }
@@ -305,6 +310,8 @@ def plan(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
         out.print(f"  want {w.cores:,} cores — {w.reason}")
     for n in d.notes:
         out.print(f"  note: {n}")
+    for m in weights:
+        out.print(f"  steer {m.cluster_id}: weight {m.weight} — {m.reason}")
     if p.empty:
         out.print("No changes. The fleet matches what the policies want.")
         return

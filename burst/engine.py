@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,8 +21,8 @@ from burst.backlog.api import BacklogContext, BacklogSource
 from burst.clock import Clock
 from burst.config import Config
 from burst.errors import BacklogUnavailable, ConfigError, FederationError, ProviderError
-from burst.federation.api import CountsRunning, Federation, FederationContext
-from burst.lifecycle import ClusterState
+from burst.federation.api import CountsRunning, Federation, FederationContext, SteersWork
+from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import Demand, Offering, Quota
 from burst.plan import Plan, make_plan
 from burst.policy import (
@@ -42,6 +42,7 @@ from burst.policy import (
 from burst.provider import Provider, ProviderContext
 from burst.reconciler import Reconciler, StepReport
 from burst.registry import config_class
+from burst.steering import MemberWeight, describe, member_weights
 from burst.store import Store
 
 log = logging.getLogger("burst.engine")
@@ -123,6 +124,10 @@ class Engine:
         self.providers = dict(providers)
         #: the federation, if it can count running jobs (checked once: a Protocol check is slow)
         self._counter = federation if isinstance(federation, CountsRunning) else None
+        #: the federation, if it can steer new work among members (see burst.steering)
+        self._steerer = federation if isinstance(federation, SteersWork) else None
+        self._running: dict[str, int] = {}
+        self._last_steering = ""
         self.federation = federation
         self.backlog = backlog
         self.stack = stack
@@ -254,7 +259,8 @@ class Engine:
 
     def _plan(self, inp: PolicyInput, new_id: Callable[[str], str]) -> Plan:
         shrinkable = self.reconciler.releases_nodes()
-        return make_plan(self.stack.decide(inp), inp.fleet, self.limits, new_id, self.running(inp), shrinkable)
+        self._running = self.running(inp)
+        return make_plan(self.stack.decide(inp), inp.fleet, self.limits, new_id, self._running, shrinkable)
 
     def running(self, inp: PolicyInput) -> dict[str, int]:
         """Jobs running on each ACTIVE cluster, when the federation can tell without side effects
@@ -291,7 +297,29 @@ class Engine:
             report = self.reconciler.step(stop)
             total.merge(report)  # every pass's errors reach the tick result, logs and metrics
         self._sample(demand, inp)
+        self._steer()
         return TickResult(self.clock.now(), demand, plan, total, replans)
+
+    def steering(self, fleet: Sequence[ClusterRecord]) -> tuple[MemberWeight, ...]:
+        """The member weights a tick hands to a federation that steers work (none when it cannot);
+        the running jobs are those the last plan counted."""
+        return member_weights(fleet, self._running) if self._steerer is not None else ()
+
+    def _steer(self) -> None:
+        """Member weights to a federation that steers work (logged when they change); a failure
+        is logged and retried next tick, it never stops the tick."""
+        if self._steerer is None:
+            return
+        weights = self.steering(self.store.fleet())
+        line = describe(weights)
+        if line != self._last_steering:
+            self._last_steering = line
+            if weights:
+                log.info("steering: %s", line)
+        try:
+            self._steerer.steer(weights)
+        except FederationError as err:
+            log.warning("steering failed: %s", err)
 
     def _record(self, plan: Plan, note: str = "") -> None:
         d = plan.decision

@@ -147,6 +147,9 @@ class Executor:
         self._running: list[tuple[float, int, str]] = []  # heap of (end, job, where): where "" = on-prem
         self._placement: dict[int, tuple[str, list[_Alloc]]] = {}
         self.clusters: dict[str, _BurstCluster] = {}
+        #: clusters in the order jobs try them: steered ones first (see set_order), then by join
+        self._preferred: list[str] = []
+        self._order: list[tuple[str, _BurstCluster]] | None = None
         #: the widest job any schedulable cluster fits now; None = recompute (a cluster changed)
         self._burst_widest: int | None = None
         #: capacity came back without a schedule() (the next event must run one)
@@ -311,7 +314,10 @@ class Executor:
                 self.onprem_mem_free -= s.memory_mb
             self._started(i, end, "")
             return True
-        for cid, c in self.clusters.items():
+        order = self._order
+        if order is None:
+            order = self._order = self._ordered()
+        for cid, c in order:
             if not c.schedulable or s.gpus > c.gpus or c.widest_fit() < s.cpus:
                 # widest_fit() is at least every node's free cores and all whole free nodes together
                 continue
@@ -345,6 +351,17 @@ class Executor:
 
     # --- burst capacity (driven by the local federation) -------------------------------------
 
+    def _ordered(self) -> list[tuple[str, _BurstCluster]]:
+        first = [(cid, self.clusters[cid]) for cid in self._preferred if cid in self.clusters]
+        seen = {cid for cid, _ in first}
+        return first + [(cid, c) for cid, c in self.clusters.items() if cid not in seen]
+
+    def set_order(self, cluster_ids: Sequence[str]) -> None:
+        """Steering: new jobs try these clusters first, in this order (the others after them)."""
+        if list(cluster_ids) != self._preferred:
+            self._preferred = list(cluster_ids)
+            self._order = None
+
     def attach(self, cluster: ClusterRecord) -> None:
         self._burst_widest = None
         if cluster.cluster_id in self.clusters:
@@ -354,6 +371,7 @@ class Executor:
         c = _BurstCluster(cluster.cpus_per_node, cluster.memory_mb_per_node, cluster.gpus_per_node, [], [], [])
         c.add_nodes(cluster.nodes or cluster.desired_nodes)
         self.clusters[cluster.cluster_id] = c
+        self._order = None
         self.schedule()
 
     def set_schedulable(self, cluster_id: str, schedulable: bool) -> None:
@@ -392,6 +410,7 @@ class Executor:
     def detach(self, cluster_id: str) -> None:
         c = self.clusters.pop(cluster_id, None)
         self._burst_widest = None
+        self._order = None
         if c is not None and c.running:
             # Jobs still there would die with the cluster; _finish counts them as killed.
             self.burst_busy_cores -= c.busy_cores

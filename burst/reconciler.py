@@ -31,7 +31,7 @@ from burst.errors import (
     QuotaExceeded,
     Throttled,
 )
-from burst.federation.api import Federation, ReleasesNodes
+from burst.federation.api import Federation, FollowsResize, ReleasesNodes
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import CAMPAIGN_TAG, OWNER_TAG, STORE_TAG, CloudCluster, CloudStatus, ClusterSpec
 from burst.plan import ROLLBACK, Action, Op, Plan
@@ -369,7 +369,12 @@ class Reconciler:
         prov = self._provider(rec)
         cloud = prov.resize(rec.cluster_id, rec.desired_nodes)
         if cloud.status is CloudStatus.READY and cloud.nodes != rec.nodes:
-            self.store.update(rec, self.clock.now(), nodes=cloud.nodes)
+            rec = self.store.update(rec, self.clock.now(), nodes=cloud.nodes)
+            if isinstance(self.federation, FollowsResize):  # rare: once per finished resize
+                try:
+                    self.federation.resized(rec)
+                except FederationError as err:
+                    log.warning("%s: the federation did not follow the resize: %s", rec.cluster_id, err)
 
     def _release_idle_nodes(self, rec: ClusterRecord, count: int) -> ClusterRecord:
         """Give back up to ``count`` idle nodes: the federation fences them, then the provider

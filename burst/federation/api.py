@@ -10,7 +10,7 @@ Plugins register a :class:`FederationConfig` subclass under the entry-point grou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from burst.clock import Clock
 from burst.lifecycle import ClusterRecord
+from burst.steering import MemberWeight
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,26 @@ class ReleasesNodes(Protocol):
         still idle come first, so a retry after a failed removal returns the same nodes.  Never
         returns a node with a running job; may return fewer than ``count`` (or none)."""
         ...
+
+
+@runtime_checkable
+class FollowsResize(Protocol):
+    """Optional: a federation whose member setup depends on the member's size (a MultiKueue
+    worker's ClusterQueue quota).  Called once after an ACTIVE member grew or shrank in the cloud;
+    a failure is logged, not retried."""
+
+    def resized(self, cluster: ClusterRecord) -> None: ...
+
+
+@runtime_checkable
+class SteersWork(Protocol):
+    """Optional: a federation that can tell its scheduler which members new work should go to.
+
+    The engine calls it once per tick with every member's weight (:mod:`burst.steering`: cheaper
+    and emptier members weigh more, draining ones 0), highest first.  Idempotent; it never moves
+    or stops work already running, and never touches what other members (not burst's) get."""
+
+    def steer(self, weights: Sequence[MemberWeight]) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -72,10 +72,15 @@ from burst.federation.kube import (
     member_from_token,
     unb64,
 )
+from burst.steering import MemberWeight
 
 log = logging.getLogger(__name__)
 
 KARMADA_CLUSTER = Kind("cluster.karmada.io/v1alpha1", "Cluster", "clusters", namespaced=False)
+PROPAGATION_POLICY = Kind("policy.karmada.io/v1alpha1", "PropagationPolicy", "propagationpolicies")
+CLUSTER_PROPAGATION_POLICY = Kind(
+    "policy.karmada.io/v1alpha1", "ClusterPropagationPolicy", "clusterpropagationpolicies", namespaced=False
+)
 DRAIN_TAINT_KEY = "burst.draining"
 _PUT_ATTEMPTS = 3
 
@@ -97,11 +102,17 @@ class KarmadaConfig(FederationConfig):
         default_factory=lambda: list(SYSTEM_NAMESPACES),
         description="namespaces whose pods are not work when counting what still runs in a member",
     )
+    steer_policies: list[str] = Field(
+        default_factory=list,
+        description="PropagationPolicies ('namespace/name') or ClusterPropagationPolicies ('name') whose "
+        "static weights burst sets for its members (cheaper first, draining none)",
+    )
     timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
 
     def build(self, ctx: FederationContext) -> KarmadaFederation:
         path = self.kubeconfig if os.path.isabs(self.kubeconfig) else os.path.join(ctx.config_dir, self.kubeconfig)
-        return KarmadaFederation(self, path, ctx.owner, ctx.clock)
+        cls = SteeringKarmadaFederation if self.steer_policies else KarmadaFederation
+        return cls(self, path, ctx.owner, ctx.clock)
 
 
 class KarmadaFederation(MemberFederation):
@@ -301,3 +312,57 @@ class KarmadaFederation(MemberFederation):
 
 def _without_ours(taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [t for t in taints if t.get("key") != DRAIN_TAINT_KEY]
+
+
+class SteeringKarmadaFederation(KarmadaFederation):
+    """Karmada with ``steer_policies``: also a :class:`~burst.federation.api.SteersWork`."""
+
+    def steer(self, weights: Sequence[MemberWeight]) -> None:
+        """Set burst's members' entries in ``weightPreference.staticWeightList`` of each policy in
+        ``steer_policies`` (replicas divided ``Weighted``): the weight from price (cheaper members
+        get more), none for draining members.  Entries for clusters burst did not make are kept.
+        Karmada re-divides the replicas of bound workloads when a policy's weights change, so
+        only the price weight is used: it changes when members join or drain, not every tick."""
+        ours = {m.cluster_id for m in weights}
+        entries = [
+            {"targetCluster": {"clusterNames": [m.cluster_id]}, "weight": m.price_weight}
+            for m in sorted(weights, key=lambda m: (-m.price_weight, m.cluster_id))
+            if m.price_weight > 0
+        ]
+        action = "karmada: steering work"
+        karmada = self._karmada(action)
+        try:
+            with kube_errors(f"{action}: Karmada API", FederationError, karmada.endpoint):
+                for ref in self.config.steer_policies:
+                    self._set_weights(karmada, ref, ours, entries)
+        finally:
+            karmada.close()
+
+    def _set_weights(self, karmada: Kube, ref: str, ours: set[str], entries: list[dict[str, Any]]) -> None:
+        ns, _, name = ref.rpartition("/")
+        kind = PROPAGATION_POLICY if ns else CLUSTER_PROPAGATION_POLICY
+        for attempt in range(_PUT_ATTEMPTS):
+            obj = karmada.get(kind, name, ns)
+            if obj is None:
+                log.warning("karmada: steering: %s %s does not exist", kind.kind, ref)
+                return
+            placement = obj.setdefault("spec", {}).setdefault("placement", {})
+            scheduling = placement.get("replicaScheduling") or {}
+            current = list(((scheduling.get("weightPreference") or {}).get("staticWeightList")) or [])
+            kept = [e for e in current if not set((e.get("targetCluster") or {}).get("clusterNames") or []) & ours]
+            wanted = kept + entries
+            if scheduling.get("replicaDivisionPreference") == "Weighted" and current == wanted:
+                return
+            placement["replicaScheduling"] = {
+                **scheduling,
+                "replicaSchedulingType": "Divided",
+                "replicaDivisionPreference": "Weighted",
+                "weightPreference": {"staticWeightList": wanted},
+            }
+            try:
+                karmada.replace(kind, obj)
+                return
+            except ApiException as err:
+                if err.status != 409 or attempt == _PUT_ATTEMPTS - 1:
+                    raise
+                log.info("karmada: %s %s changed while burst set its weights; reading it again", kind.kind, ref)

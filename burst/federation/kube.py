@@ -374,6 +374,19 @@ class Kube:
             )
         return cast(JSON, _json(resp))
 
+    def patch_status(self, kind: Kind, name: str, patch: JSON, namespace: str = "") -> JSON:
+        """A merge patch of a custom object's ``status`` subresource (what a controller writes)."""
+        custom = self._custom()
+        if kind.namespaced:
+            resp = custom.patch_namespaced_custom_object_status(
+                kind.group, kind.version, namespace, kind.plural, name, patch, **self._opts()
+            )
+        else:
+            resp = custom.patch_cluster_custom_object_status(
+                kind.group, kind.version, kind.plural, name, patch, **self._opts()
+            )
+        return cast(JSON, _json(resp))
+
     def replace(self, kind: Kind, obj: JSON) -> JSON:
         """PUT ``obj`` (a custom object read earlier): a changed resourceVersion is a 409."""
         meta = obj["metadata"]
@@ -679,6 +692,8 @@ class MemberAccount:
     name: str
     cluster_role: str
     labels: dict[str, str]
+    #: What the account may do in the member; kubefedctl and karmadactl grant everything.
+    rules: tuple[JSON, ...] = tuple(FULL_ACCESS_RULES)
 
     @property
     def token_secret(self) -> str:
@@ -692,7 +707,7 @@ class MemberAccount:
             member.create(NAMESPACE, {"metadata": {"name": self.namespace, "labels": labels}})
         member.create(SERVICE_ACCOUNT, {"metadata": {"name": self.name, "labels": labels}}, self.namespace)
         member.create(
-            CLUSTER_ROLE, {"metadata": {"name": self.cluster_role, "labels": labels}, "rules": FULL_ACCESS_RULES}
+            CLUSTER_ROLE, {"metadata": {"name": self.cluster_role, "labels": labels}, "rules": list(self.rules)}
         )
         member.create(
             CLUSTER_ROLE_BINDING,

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -77,10 +78,14 @@ from burst.federation.kube import (
     running_pods,
     unb64,
 )
+from burst.steering import MemberWeight
 
 log = logging.getLogger(__name__)
 
 KUBEFED_CLUSTER = Kind("core.kubefed.io/v1beta1", "KubeFedCluster", "kubefedclusters")
+REPLICA_SCHEDULING_PREFERENCE = Kind(
+    "scheduling.kubefed.io/v1alpha1", "ReplicaSchedulingPreference", "replicaschedulingpreferences"
+)
 DRAINING_LABEL = "burst.draining"
 
 
@@ -97,13 +102,19 @@ class KubefedConfig(FederationConfig):
         default_factory=lambda: list(SYSTEM_NAMESPACES),
         description="namespaces whose pods are not work when counting what still runs in a member",
     )
+    steer_preferences: list[str] = Field(
+        default_factory=list,
+        description="ReplicaSchedulingPreferences ('namespace/name') whose cluster weights burst sets for "
+        "its members (cheaper first, draining none)",
+    )
     timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
 
     def build(self, ctx: FederationContext) -> KubefedFederation:
         path = self.host_kubeconfig
         if not os.path.isabs(path):
             path = os.path.join(ctx.config_dir, path)
-        return KubefedFederation(self, path, ctx.owner)
+        cls = SteeringKubefedFederation if self.steer_preferences else KubefedFederation
+        return cls(self, path, ctx.owner)
 
 
 class KubefedFederation(MemberFederation):
@@ -270,3 +281,37 @@ class KubefedFederation(MemberFederation):
         finally:
             host.close()
         self._member_kubeconfigs.pop(cid, None)
+
+
+class SteeringKubefedFederation(KubefedFederation):
+    """KubeFed with ``steer_preferences``: also a :class:`~burst.federation.api.SteersWork`."""
+
+    def steer(self, weights: Sequence[MemberWeight]) -> None:
+        """Set burst's members in ``spec.clusters`` of each ReplicaSchedulingPreference in
+        ``steer_preferences``: ``weight`` from price (cheaper members get more), draining members
+        removed (no replicas).  Other clusters' entries are kept.  The price weight changes only
+        when members join or drain, and with the preference's ``rebalance: false`` (KubeFed's
+        default) replicas already placed stay where they are."""
+        action = "kubefed: steering work"
+        host = self._host(action)
+        try:
+            with kube_errors(f"{action}: host", FederationError, host.endpoint):
+                for ref in self.config.steer_preferences:
+                    ns, _, name = ref.rpartition("/")
+                    rsp = host.get(REPLICA_SCHEDULING_PREFERENCE, name, ns)
+                    if rsp is None:
+                        log.warning("kubefed: steering: ReplicaSchedulingPreference %s does not exist", ref)
+                        continue
+                    current = (rsp.get("spec") or {}).get("clusters") or {}
+                    change: dict[str, object] = {}
+                    for m in weights:
+                        entry = current.get(m.cluster_id)
+                        if m.price_weight <= 0:
+                            if entry is not None:
+                                change[m.cluster_id] = None
+                        elif (entry or {}).get("weight") != m.price_weight:
+                            change[m.cluster_id] = {"weight": m.price_weight}
+                    if change:
+                        host.patch(REPLICA_SCHEDULING_PREFERENCE, name, {"spec": {"clusters": change}}, ns)
+        finally:
+            host.close()

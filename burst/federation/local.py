@@ -9,6 +9,7 @@ drains report nothing running.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal, Protocol
 
@@ -17,6 +18,7 @@ from pydantic import Field
 from burst.clock import Clock
 from burst.federation.api import FederationConfig, FederationContext, JoinStatus
 from burst.lifecycle import ClusterRecord
+from burst.steering import MemberWeight
 from burst.units import Duration
 
 
@@ -28,15 +30,20 @@ class JobHost(Protocol):
     def running_on(self, cluster_id: str) -> int: ...
     def detach(self, cluster_id: str) -> None: ...
     def release_idle(self, cluster_id: str, count: int) -> list[str]: ...
+    def set_order(self, cluster_ids: Sequence[str]) -> None: ...
 
 
 class LocalFederationConfig(FederationConfig):
     kind: Literal["local"] = "local"
     join_latency: Duration = Field(default=timedelta(minutes=3), description="time for a member to take work")
+    steering: bool = Field(
+        default=False, description="model steering: new jobs go to the members of highest weight first"
+    )
 
     def build(self, ctx: FederationContext) -> LocalFederation:
         host = ctx.extras.get("executor")
-        return LocalFederation(ctx.clock, self.join_latency, host if host is not None else None)  # type: ignore[arg-type]
+        cls = SteeringLocalFederation if self.steering else LocalFederation
+        return cls(ctx.clock, self.join_latency, host if host is not None else None)  # type: ignore[arg-type]
 
 
 class LocalFederation:
@@ -83,3 +90,13 @@ class LocalFederation:
         self.members.discard(cluster.cluster_id)
         if self.host is not None:
             self.host.detach(cluster.cluster_id)
+
+
+class SteeringLocalFederation(LocalFederation):
+    """The simulated federation with steering (:class:`~burst.federation.api.SteersWork`): new
+    jobs try the members of highest weight first — what Karmada's static weights or burst as
+    MultiKueue's dispatcher do — instead of the order they joined in."""
+
+    def steer(self, weights: Sequence[MemberWeight]) -> None:
+        if self.host is not None:
+            self.host.set_order([m.cluster_id for m in weights if m.weight > 0])

@@ -15,7 +15,9 @@ What it serves
   configmaps, services, events; rbac.authorization.k8s.io/v1 clusterroles, clusterrolebindings,
   roles, rolebindings; apps/v1 daemonsets, deployments; batch/v1 jobs; coordination.k8s.io/v1
   leases; core.kubefed.io/v1beta1 KubeFedCluster (namespaced); cluster.karmada.io/v1alpha1
-  Cluster (cluster-scoped).  More with :meth:`KubeApiServer.register_kind`.
+  Cluster (cluster-scoped); apiextensions.k8s.io/v1 CustomResourceDefinition: creating one serves
+  its kinds at once (every served version, its scope, its ``status`` subresource) and reports it
+  ``Established``; deleting it deletes its objects.  More with :meth:`KubeApiServer.register_kind`.
 * Verbs: create (201, ``generateName``), get, list (``labelSelector`` with equality and set
   syntax, ``fieldSelector`` with ``=``/``==``/``!=`` on any dotted path such as ``status.phase``
   or ``spec.nodeName``, ``limit``/``continue``), watch (``watch=true`` with ``resourceVersion`` and
@@ -175,6 +177,7 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("coordination.k8s.io", "v1", "leases", "Lease", True, status=False),
     ResourceKind("core.kubefed.io", "v1beta1", "kubefedclusters", "KubeFedCluster", True, short_names=("kfc",)),
     ResourceKind("cluster.karmada.io", "v1alpha1", "clusters", "Cluster", False),
+    ResourceKind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False),
 )
 
 #: Federation member kinds whose Ready condition ``ready_members=True`` sets at once (standing in
@@ -790,6 +793,8 @@ class KubeApiServer:
             for secret in self.do_list(self.kind_for("v1", "secrets"), sa_ns):
                 if (secret["metadata"].get("annotations") or {}).get(SA_NAME_ANNOTATION) == sa_name:
                     self._fill_token(secret)
+        elif (rk.group, rk.plural) == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            self._establish(obj)
         elif self.ready_members and (rk.group, rk.plural) in _MEMBER_KINDS:
             meta = obj["metadata"]
             self.set_condition(
@@ -800,8 +805,59 @@ class KubeApiServer:
         if (rk.group, rk.plural) == ("", "secrets"):
             self._fill_token(obj)
 
+    def _crd_kinds(self, crd: JSON) -> list[ResourceKind]:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        return [
+            ResourceKind(
+                str(spec.get("group") or ""),
+                str(v["name"]),
+                str(names.get("plural") or ""),
+                str(names.get("kind") or ""),
+                spec.get("scope") == "Namespaced",
+                status="status" in (v.get("subresources") or {}),
+                short_names=tuple(names.get("shortNames") or ()),
+            )
+            for v in spec.get("versions") or []
+            if v.get("served", True) and v.get("name")
+        ]
+
+    def _establish(self, crd: JSON) -> None:
+        """The apiextensions controller: serve the CRD's kinds at once and report it Established."""
+        kinds = self._crd_kinds(crd)
+        if not kinds or not all(rk.group and rk.plural and rk.kind for rk in kinds):
+            return
+        for rk in kinds:
+            self.register_kind(rk)
+        names = (crd.get("spec") or {}).get("names") or {}
+        now = _timestamp(self._clock())
+        status = {
+            "acceptedNames": names,
+            "storedVersions": [rk.version for rk in kinds[:1]],
+            "conditions": [
+                {"type": t, "status": "True", "reason": t, "message": "", "lastTransitionTime": now}
+                for t in ("NamesAccepted", "Established")
+            ],
+        }
+        rk_crd = self.kind_for("apiextensions.k8s.io/v1", "customresourcedefinitions")
+        self.do_patch(
+            rk_crd,
+            "",
+            crd["metadata"]["name"],
+            {"status": status},
+            "application/merge-patch+json",
+            subresource="status",
+        )
+
     def _after_delete(self, rk: ResourceKind, obj: JSON) -> None:
         meta = obj["metadata"]
+        if (rk.group, rk.plural) == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            # Deleting a CRD deletes its objects and stops serving its kinds.
+            for kind in self._crd_kinds(obj):
+                served = (kind.group, kind.version, kind.plural)
+                self._state.kinds.pop(served, None)
+                self._state.objects.pop(served, None)
+            return
         if (rk.group, rk.plural) == ("", "namespaces"):
             for other in self._state.kinds.values():
                 if other.namespaced:
@@ -1129,7 +1185,7 @@ _NON_RESOURCE = {"/healthz", "/readyz", "/livez"}
 #: Built-in kinds whose DELETE answers with the deleted object (the typed client expects it);
 #: the other built-ins answer with a ``Status``.  Custom resources answer with the object.
 _RETURNS_DELETED = {("", "pods"), ("", "services"), ("", "serviceaccounts"), ("", "namespaces")}
-_BUILTIN_GROUPS = {"", "apps", "batch", "rbac.authorization.k8s.io", "coordination.k8s.io"}
+_BUILTIN_GROUPS = {"", "apps", "batch", "rbac.authorization.k8s.io", "coordination.k8s.io", "apiextensions.k8s.io"}
 
 
 class _Handler(BaseHTTPRequestHandler):
