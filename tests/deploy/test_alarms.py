@@ -204,7 +204,8 @@ def test_the_status_page_lists_the_alarms_firing() -> None:
 
     since = NOW - timedelta(minutes=70)  # past the 45 min provisioning timeout and the grace
     rec = store.add(_rec("burst-aws-00001", S.PLANNED, since), "test")
-    store.transition(rec, S.PROVISIONING, since, "test")
+    rec = store.transition(rec, S.PROVISIONING, since, "test")
+    store.start_billing(rec, since)  # the cloud accepted the create: billing starts
     spend = ledger_spend(store.ledger(), NOW, "EUR")
     assert spend.month_to_date >= 100  # 2 nodes at 100 EUR/h for 70 min: the cap is reached
     html = page.render()
