@@ -29,6 +29,7 @@ from burst.errors import (
     is_fallback,
 )
 from burst.federation.api import Federation, ReleasesNodes
+from burst.fence import AlwaysHeld, Fence, LeaseLost
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import CloudCluster, CloudStatus, ClusterSpec
 from burst.plan import ROLLBACK, Action, Op, Plan
@@ -62,8 +63,11 @@ class Reconciler:
         clock: Clock,
         settings: ReconcilerConfig,
         owner: str,
+        fence: Fence | None = None,
     ) -> None:
         self.store = store
+        #: asked before every provider or federation side effect (burst.fence)
+        self.fence: Fence = fence or AlwaysHeld()
         self.providers = providers
         self.federation = federation
         self.clock = clock
@@ -107,6 +111,7 @@ class Reconciler:
             elif a.op in (Op.DRAIN, Op.DELETE):
                 touched.append(self.release(rec, a.reason, a.deadline))
             elif a.op is Op.UNDRAIN and rec.state is S.DRAINING:
+                self.fence.check(f"undrain {rec.cluster_id}")
                 self.federation.undrain(rec)
                 touched.append(self.store.transition(rec, S.ACTIVE, now, a.reason))
         return touched
@@ -167,7 +172,7 @@ class Reconciler:
             try:
                 try:
                     self._step_one(rec, report)
-                except StaleRecord:
+                except (StaleRecord, LeaseLost):
                     raise
                 except BurstError as err:
                     self._failed_call(rec, err, report)
@@ -224,6 +229,7 @@ class Reconciler:
         elif st is S.DRAINING:
             hard_stop = rec.drain_deadline is not None and now >= rec.drain_deadline
             try:
+                self.fence.check(f"drain {rec.cluster_id}")
                 running: int | None = self.federation.drain(rec)
             except FederationError as err:
                 if not hard_stop:
@@ -263,6 +269,7 @@ class Reconciler:
                 rec, S.REMOVING, f"stuck provisioning for more than {self.settings.provisioning_timeout}", report
             )
             return
+        self.fence.check(f"create {rec.cluster_id}")
         cloud = self._provider(rec).create_cluster(self._spec(rec))
         if cloud.status is CloudStatus.READY:
             rec = self._move(
@@ -283,6 +290,7 @@ class Reconciler:
             self._move(rec, S.DRAINING, f"{ROLLBACK} never took work within {self.settings.joining_timeout}", report)
             return
         kubeconfig = self._provider(rec).credentials(rec.cluster_id)
+        self.fence.check(f"join {rec.cluster_id}")
         status = self.federation.join(rec, kubeconfig)
         if status.ready:
             self._move(rec, S.ACTIVE, status.message or "member takes work", report)
@@ -294,6 +302,7 @@ class Reconciler:
             self._release_idle_nodes(rec, rec.nodes - rec.desired_nodes)
             return
         prov = self._provider(rec)
+        self.fence.check(f"resize {rec.cluster_id}")
         cloud = prov.resize(rec.cluster_id, rec.desired_nodes)
         if cloud.status is CloudStatus.READY and cloud.nodes != rec.nodes:
             self.store.update(rec, self.clock.now(), nodes=cloud.nodes)
@@ -305,9 +314,11 @@ class Reconciler:
             return rec
         # Checked once in releases_nodes(): a runtime Protocol check per call costs more than the call.
         prov = cast(RemovesNodes, self._provider(rec))
+        self.fence.check(f"release idle nodes of {rec.cluster_id}")
         names = cast(ReleasesNodes, self.federation).release_idle(rec, count)
         if not names:
             return rec
+        self.fence.check(f"remove nodes of {rec.cluster_id}")
         cloud = prov.remove_nodes(rec.cluster_id, names)
         left = min(rec.nodes, cloud.desired_nodes) if cloud.desired_nodes > 0 else rec.nodes - len(names)
         desired = left if rec.state is S.DRAINING else min(rec.desired_nodes, left)
@@ -315,8 +326,10 @@ class Reconciler:
         return self.store.update(rec, self.clock.now(), nodes=left, desired_nodes=desired)
 
     def _removing(self, rec: ClusterRecord, report: StepReport) -> None:
+        self.fence.check(f"unjoin {rec.cluster_id}")
         self.federation.unjoin(rec)
         try:
+            self.fence.check(f"delete {rec.cluster_id}")
             self._provider(rec).delete_cluster(rec.cluster_id)
         except NotFound:
             now = self.clock.now()
@@ -369,6 +382,7 @@ class Reconciler:
                 del self.orphans[cluster_id]
                 continue
             try:
+                self.fence.check(f"delete orphan {cluster_id}")
                 prov.delete_cluster(cluster_id)
             except NotFound:
                 del self.orphans[cluster_id]
@@ -382,9 +396,12 @@ class Reconciler:
         """Compare each provider's tagged clusters with the store.  Known ones are kept; clusters
         carrying our owner tag but unknown to the store (a crash before the intent was written
         cannot happen, so these come from a lost store) are deleted.  Untagged clusters are never
-        listed, so never touched."""
+        listed, so never touched.
+
+        The store is read *after* the cloud listing, one cluster at a time from the database: a
+        cluster a daemon created meanwhile had its intent committed before its create call, so a
+        fleet read from before the listing would call it an orphan."""
         report = StepReport()
-        known = {c.cluster_id for c in self.store.fleet()}
         for name, prov in self.providers.items():
             try:
                 listed: list[CloudCluster] = list(prov.list_clusters(self.owner))
@@ -392,9 +409,12 @@ class Reconciler:
                 report.errors.append(("*", type(err).__name__, f"listing {name}: {err}"))
                 continue
             for cloud in listed:
-                if cloud.cluster_id in known:
+                if self._known(cloud.cluster_id):
                     continue
                 try:
+                    self.fence.check(f"delete orphan {cloud.cluster_id}")
+                    if self._known(cloud.cluster_id):  # re-read under the fence: the last word
+                        continue
                     prov.delete_cluster(cloud.cluster_id)
                     self.orphans[cloud.cluster_id] = name  # later steps finish the delete
                 except NotFound:
@@ -405,3 +425,8 @@ class Reconciler:
                 report.orphans_removed.append(cloud.cluster_id)
                 log.warning("removing orphan cluster %s on %s (owner tag %s)", cloud.cluster_id, name, self.owner)
         return report
+
+    def _known(self, cluster_id: str) -> bool:
+        """The store has a live record of ``cluster_id`` (read from the database, not the cache)."""
+        rec = self.store.read(cluster_id)
+        return rec is not None and rec.state is not S.REMOVED

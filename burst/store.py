@@ -22,7 +22,19 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, Integer, bindparam, cast, create_engine, delete, event, insert, select, update
+from sqlalchemy import (
+    Engine,
+    Integer,
+    bindparam,
+    cast,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -114,6 +126,29 @@ def _next_month(at: datetime) -> datetime:
     return datetime(at.year + (at.month == 12), at.month % 12 + 1, 1, tzinfo=UTC)
 
 
+#: pg_advisory_xact_lock key of a store's opening (any constant; "burst" in ASCII)
+_PG_OPEN_LOCK = 0x6275727374
+
+
+@contextmanager
+def _open_lock(engine: Engine) -> Iterator[None]:
+    """Serialise opening one SQLite file across processes: SQLite's own locks make a second
+    process's ``CREATE TABLE`` fail (not wait) while the first one migrates.  A private in-memory
+    database and PostgreSQL (an advisory lock in the transaction) need no file."""
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(db + ".lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def migrate(conn: Connection) -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
@@ -126,9 +161,15 @@ class Store:
         self.url = url
         try:
             self.engine = self._engine(url)
-            with self.engine.begin() as conn:
+            with _open_lock(self.engine), self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Held until this transaction commits: the migrations and the claim of a
+                    # fresh store run in one process at a time, the others then find them done.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_OPEN_LOCK})
                 migrate(conn)
                 self._claim(conn, installation)
+        except OSError as err:
+            raise StoreError(f"cannot open store {self._safe_url()}: {err.strerror or err}") from err
         except SQLAlchemyError as err:
             raise StoreError(
                 f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}"
@@ -271,6 +312,12 @@ class Store:
         rec = self._fleet.get(cluster_id)
         if rec is not None:
             return rec
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.clusters).where(t.clusters.c.cluster_id == cluster_id)).first()
+        return self._record(row._mapping) if row is not None else None
+
+    def read(self, cluster_id: str) -> ClusterRecord | None:
+        """The cluster's row as the database has it now, whatever this process cached."""
         with self.engine.connect() as conn:
             row = conn.execute(select(t.clusters).where(t.clusters.c.cluster_id == cluster_id)).first()
         return self._record(row._mapping) if row is not None else None
