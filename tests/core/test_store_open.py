@@ -56,7 +56,9 @@ def _check(url: str) -> None:
     assert dict(rows)["installation"] == "burst"
     assert [k for k, _ in rows].count("installation") == 1
     assert int(dict(rows)["cluster_seq"]) == OPENERS  # each opener numbered one cluster: none lost
-    heads = sorted(p.name.split("_", 1)[0] for p in (Path(__file__).parents[2] / "burst/migrations/versions").glob("0*.py"))
+    heads = sorted(
+        p.name.split("_", 1)[0] for p in (Path(__file__).parents[2] / "burst/migrations/versions").glob("0*.py")
+    )
     assert version == heads[-1]
 
 
