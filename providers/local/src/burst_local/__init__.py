@@ -118,9 +118,7 @@ class LocalProviderConfig(ProviderConfig):
         state = None
         if self.state_file:
             state = self.state_file if os.path.isabs(self.state_file) else os.path.join(ctx.config_dir, self.state_file)
-        return LocalProvider(
-            name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, ctx.call_timeout
-        )
+        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, ctx.call_timeout)
 
 
 def catalog_offerings(
