@@ -6,7 +6,7 @@ import json
 import logging
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from burst.store import Store
 from burst.testing.builders import T0, StaticBacklog, make_config, make_engine
 
 S = ClusterState
+EXAMPLE_TRACE = Path(__file__).parents[2] / "examples" / "traces" / "KTH-SP2-1996-slice-1997w06-w11.swf.gz"
 
 
 class ScriptedElector:
@@ -217,3 +218,26 @@ def test_a_tick_that_raises_anything_is_logged_as_one_json_line_and_counted(
     assert "Traceback" in line["exc"] and "\n" not in JsonFormatter().format(rec)
     text = TextFormatter().format(rec)
     assert "\n" not in text and text.endswith("(ZeroDivisionError: a bug in a backlog plugin)")
+
+
+def test_apply_refuses_to_act_beside_a_daemon_holding_the_lease(tmp_path: Path) -> None:
+    cfg = tmp_path / "burst.yaml"
+    cfg.write_text(
+        "onprem: {cores: 10}\n"
+        f"backlog: {{kind: trace, path: {EXAMPLE_TRACE}, offset: 154d}}\n"
+        "providers:\n  aws: {kind: local, cloud: aws, state_file: cloud.json}\n"
+        "policies: [{kind: backlog, for: 0s}]\n"
+    )
+    store = Store(f"sqlite:///{tmp_path / 'burst.db'}", "burst")
+    daemon = StoreElector(store, LeaderElectionConfig(), SimClock(datetime.now(UTC)), "otherhost-7")
+    assert daemon.try_lead()
+    cmd = [sys.executable, "-m", "burst.cli", "apply", "--config", str(cfg)]
+    refused = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "holds this installation's lease" in refused.stderr
+    assert store.all_clusters() == [] and not (tmp_path / "cloud.json").exists()  # nothing done
+    daemon.release()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert store.all_clusters() and store.lease("burst-leader")[0] is None  # apply gave it back
+    store.close()
