@@ -27,17 +27,27 @@ from burst.store import Store
 log = logging.getLogger("burst.leader")
 
 
+def _local_prefix() -> str:
+    """The host name and the PID namespace: two containers sharing a host name (host networking)
+    but not their process ids must not judge each other's processes."""
+    try:
+        return f"{socket.gethostname()}-pidns{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
 def default_identity() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    return f"{_local_prefix()}-{os.getpid()}"
 
 
 def _dead_local_process(identity: str | None) -> bool:
-    """``identity`` is a default identity of this host whose process is gone: a replica killed
-    without releasing its lease (``kill -9``, an OOM).  Its successor need not wait the lease out."""
-    host = socket.gethostname()
-    if identity is None or not identity.startswith(host + "-"):
+    """``identity`` is a default identity from this host and PID namespace whose process is gone:
+    a replica killed without releasing its lease (``kill -9``, an OOM).  Its successor need not
+    wait the lease out."""
+    prefix = _local_prefix()
+    if identity is None or not identity.startswith(prefix + "-"):
         return False
-    pid = identity[len(host) + 1 :]
+    pid = identity[len(prefix) + 1 :]
     if not pid.isdigit():
         return False
     try:
@@ -203,14 +213,16 @@ def build_fence(cfg: Config, store: Store, clock: Clock, identity: str | None = 
     An action needs as much lease left as its call may take (see :func:`burst.config.action_timeout`)."""
     le = leader_election(cfg.file)
     elector: Elector
+    duration = le.lease_duration.total_seconds()
     if le.kubeconfig is not None:
         elector = LeaseElector(le, cfg.config_dir, clock, cfg.file.reconciler.call_timeout.total_seconds())
+        duration = float(int(duration))  # the Lease holds whole seconds: what the others go by
     else:
         elector = StoreElector(store, le, clock, identity)
     return LeaseFence(
         elector,
         clock,
-        le.lease_duration.total_seconds(),
+        duration,
         le.safety_margin.total_seconds(),
         action_timeout(cfg.file, cfg.federation).total_seconds(),
     )

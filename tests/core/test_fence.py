@@ -18,7 +18,7 @@ from burst.config import LeaderElectionConfig
 from burst.daemon import Daemon, JsonFormatter, TextFormatter
 from burst.errors import ConfigError
 from burst.fence import LeaseFence, LeaseLost
-from burst.leader import StoreElector
+from burst.leader import StoreElector, _local_prefix
 from burst.lifecycle import ClusterState
 from burst.model import Bucket, Demand, Shape
 from burst.store import Store
@@ -105,15 +105,13 @@ def test_store_lease_one_holder_takeover_after_expiry_and_release(tmp_path: Path
 
 
 def test_store_lease_of_a_dead_process_on_this_host_is_taken_at_once(tmp_path: Path) -> None:
-    import socket
-
     url = f"sqlite:///{tmp_path / 'burst.db'}"
     clock = SimClock(T0)
     cfg = LeaderElectionConfig(lease_duration=timedelta(seconds=30))
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
     )
-    dead = f"{socket.gethostname()}-{int(gone.stdout)}"
+    dead = f"{_local_prefix()}-{int(gone.stdout)}"
     store = Store(url, "burst")
     elsewhere = StoreElector(store, cfg, clock, "otherhost-1")
     assert elsewhere.try_lead()
