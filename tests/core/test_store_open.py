@@ -20,7 +20,9 @@ _OPEN = """
 import sys, time
 from burst.store import Store
 url, start = sys.argv[1], float(sys.argv[2])
-time.sleep(max(0.0, start - time.time()))  # all six open at the same instant
+time.sleep(max(0.0, start - time.time() - 0.05))
+while time.time() < start:  # all six open at the same instant
+    pass
 s = Store(url, "burst")
 s.next_cluster_number()
 s.close()
