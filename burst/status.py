@@ -491,7 +491,9 @@ def start_status_server(
     from burst.store import Store as StoreClass
 
     reader = StoreClass.reader(store) if isinstance(store, str) else None
-    page = StatusPage(reader or store, cfg, clock or RealClock(), days=days)  # type: ignore[arg-type]
+    source = reader if reader is not None else store
+    assert not isinstance(source, str)
+    page = StatusPage(source, cfg, clock or RealClock(), days=days)
     try:
         server = _Server((host, port), page, registry)
     except OSError as err:
