@@ -338,10 +338,27 @@ def apply(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
     """Run one reconcile tick for real (what `burst plan` printed)."""
 
     def go() -> Any:
+        from burst.clock import RealClock
+        from burst.fence import LeaseLost
+        from burst.leader import build_fence
+
         eng = _engine(config)
-        adopt = eng.reconciler.adopt()
-        res = eng.tick()
-        eng.store.close()
+        # One actor at a time: apply takes the installation's lease like a daemon replica, so
+        # it never acts beside a running daemon (nor adopts what that daemon just created).
+        fence = build_fence(eng.cfg, eng.store, RealClock())
+        if not fence.renew():
+            eng.store.close()
+            raise LeaseLost(
+                "another burst process (a running `burst run`) holds this installation's lease; "
+                "`burst apply` would act beside it: stop it first, or use `burst plan`"
+            )
+        eng.reconciler.fence = fence
+        try:
+            adopt = eng.reconciler.adopt()
+            res = eng.tick()
+        finally:
+            fence.elector.release()
+            eng.store.close()
         return adopt, res
 
     adopt, res = guarded(go)

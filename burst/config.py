@@ -64,6 +64,11 @@ class ReconcilerConfig(BaseModel):
     sample_every: Duration = Field(
         default=timedelta(hours=1), description="how often demand/capacity/spend is sampled for reports"
     )
+    call_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        description="longest one cloud, federation or lease call may take (SDK connect/read timeouts); "
+        "a leader acts only with at least this much lease left",
+    )
     release_idle_nodes: bool = Field(
         default=True,
         description="give back idle nodes of draining and shrinking clusters where the provider and the "
@@ -87,14 +92,22 @@ class SimulationConfig(BaseModel):
 
 
 class LeaderElectionConfig(BaseModel):
-    """One leader among several daemon replicas, through a Kubernetes ``Lease``."""
+    """One leader among several daemon replicas: a Kubernetes ``Lease`` when ``kubeconfig`` is
+    set, else a lease row in the store (what two replicas on one PostgreSQL get by default)."""
 
     model_config = ConfigDict(extra="forbid")
-    kubeconfig: str = Field(description="kubeconfig of the cluster holding the Lease (relative to this file)")
+    kubeconfig: str | None = Field(
+        default=None,
+        description="kubeconfig of the cluster holding the Lease (relative to this file); unset = a lease in the store",
+    )
     context: str | None = None
     namespace: str = "default"
     name: str = Field(default="burst-leader", description="the Lease object's name")
     lease_duration: Duration = Field(default=timedelta(seconds=30), description="a leader silent this long is replaced")
+    safety_margin: Duration = Field(
+        default=timedelta(seconds=2),
+        description="the leader stops this long before its lease ends (clock skew between replicas)",
+    )
     identity: str | None = Field(default=None, description="this replica's name (default: host name and process id)")
 
 
@@ -237,7 +250,40 @@ def parse(text: str, path: str = "<config>") -> Config:
         assert isinstance(pol, PolicyConfig)
         policies.append(pol)
     assert isinstance(backlog, BacklogConfig) and isinstance(federation, FederationConfig)
+    _check_lease(path, root, file, federation)
     return Config(path, file, providers, backlog, federation, policies)
+
+
+def leader_election(file: BurstFile) -> LeaderElectionConfig:
+    """The leader election in force: the configured one, or a store lease with the defaults."""
+    return file.leader_election or LeaderElectionConfig()
+
+
+def action_timeout(file: BurstFile, federation: BaseModel) -> timedelta:
+    """The longest one side-effecting call may take: a cloud call (``reconciler.call_timeout``) or
+    a federation call (the federation's own ``timeout``, when it has one and it is longer)."""
+    fed = getattr(federation, "timeout", None)
+    call = file.reconciler.call_timeout
+    return max(call, fed) if isinstance(fed, timedelta) else call
+
+
+def _check_lease(path: str, root: yaml.Node | None, file: BurstFile, federation: BaseModel) -> None:
+    """A leader acts only with one action's worth of lease left, renewing first when less is left;
+    so the lease must outlast the renewal call (``call_timeout``), one action and the margin."""
+    le = leader_election(file)
+    renew = file.reconciler.call_timeout
+    action = action_timeout(file, federation)
+    need = renew + action + le.safety_margin
+    if le.lease_duration <= need:
+        loc: list[str | int] = ["leader_election", "lease_duration"] if file.leader_election else ["reconciler"]
+        line = _node_line(root, loc)
+        raise ConfigError(
+            f"{'.'.join(map(str, loc))}: the lease ({le.lease_duration.total_seconds():g}s) must outlast a renewal "
+            f"(reconciler.call_timeout {renew.total_seconds():g}s) + one cloud or federation call "
+            f"({action.total_seconds():g}s) + safety_margin ({le.safety_margin.total_seconds():g}s) = "
+            f"{need.total_seconds():g}s, or a leader could act after its lease ended",
+            f"{path}:{line}" if line else path,
+        )
 
 
 def schema() -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 APScheduler runs the reconcile tick on an interval, plus one-off wake-ups when a policy's answer
 changes without new demand (a schedule window opening, a pre-warm deadline).  When several
-replicas run, a Kubernetes ``Lease`` elects the one that acts; the others stand by.  SIGTERM
+replicas run, a lease (a Kubernetes ``Lease``, or a row in the store) elects the one that acts; the
+others stand by, and the leader re-checks its lease before every side effect (``burst.fence``).  SIGTERM
 stops cleanly between steps: the next start resumes from the store.  Every decision and
 transition is stored with its reason; logs are structured (``--log-format json``).
 """
@@ -11,13 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import socket
 import threading
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +25,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from burst.alarms import AlarmSignals, cluster_ages
 from burst.clock import Clock, RealClock
-from burst.config import Config, LeaderElectionConfig
+from burst.config import Config
 from burst.engine import Engine, TickResult
-from burst.errors import BurstError, ConfigError
-from burst.federation.kube import client_from_kubeconfig
+from burst.errors import BurstError
+from burst.fence import LeaseFence, LeaseLost
+from burst.leader import LeaseElector, build_fence
 
 if TYPE_CHECKING:
-    from burst.metrics import AlarmMetrics
+    from burst.metrics import AlarmMetrics, BurstMetrics
+
+__all__ = ["Daemon", "JsonFormatter", "LeaseElector", "setup_logging"]
 
 log = logging.getLogger("burst.daemon")
 
@@ -56,119 +57,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """One line per record even with an exception: its type and message, never a traceback
+    (``--log-format json`` keeps the traceback, in the ``exc`` field)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{self.formatTime(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            err = record.exc_info[1]
+            line += f" ({type(err).__name__}: {err})"
+        return line
+
+
 def setup_logging(fmt: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger("burst")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
-
-
-class LeaseElector:
-    """Leader election with a ``coordination.k8s.io/v1`` Lease, as client-go's leaderelection does:
-    the holder renews ``renewTime``; anyone may take a lease not renewed for ``leaseDurationSeconds``.
-    Conflicting writes (two replicas at once) are resolved by the API server's resourceVersion check."""
-
-    def __init__(self, cfg: LeaderElectionConfig, config_dir: str, clock: Clock) -> None:
-        from kubernetes import client
-
-        path = cfg.kubeconfig if os.path.isabs(cfg.kubeconfig) else os.path.join(config_dir, cfg.kubeconfig)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"leader_election.kubeconfig: cannot read {path}: {err.strerror}") from None
-        api_client, _ = client_from_kubeconfig(text, cfg.context)
-        self.api = client.CoordinationV1Api(api_client)
-        self.cfg = cfg
-        self.clock = clock
-        self.identity = cfg.identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.leading = False
-        #: at the last try_lead: another replica held a live lease (False: none, or unknown)
-        self.others_lead = False
-
-    def _lease(self, resource_version: str | None, transitions: int, acquire: datetime) -> Any:
-        from kubernetes import client
-
-        return client.V1Lease(
-            api_version="coordination.k8s.io/v1",
-            kind="Lease",
-            metadata=client.V1ObjectMeta(
-                name=self.cfg.name, namespace=self.cfg.namespace, resource_version=resource_version
-            ),
-            spec=client.V1LeaseSpec(
-                holder_identity=self.identity,
-                lease_duration_seconds=int(self.cfg.lease_duration.total_seconds()),
-                acquire_time=acquire,
-                renew_time=self.clock.now(),
-                lease_transitions=transitions,
-            ),
-        )
-
-    def try_lead(self) -> bool:
-        """Acquire or renew the lease; False when another live replica holds it or the API fails."""
-        from kubernetes.client.exceptions import ApiException
-
-        now = self.clock.now()
-        self.others_lead = False
-        try:
-            try:
-                lease = self.api.read_namespaced_lease(self.cfg.name, self.cfg.namespace)
-            except ApiException as err:
-                if err.status != 404:
-                    raise
-                self.api.create_namespaced_lease(self.cfg.namespace, self._lease(None, 0, now))
-                self.leading = True
-                return True
-            spec = lease.spec
-            holder = spec.holder_identity if spec else None
-            renew = spec.renew_time if spec else None
-            duration = timedelta(seconds=(spec.lease_duration_seconds or 0) if spec else 0)
-            expired = renew is None or renew.astimezone(UTC) + duration < now
-            if holder != self.identity and not expired:
-                self.leading = False
-                self.others_lead = True
-                return False
-            transitions = (spec.lease_transitions or 0) if spec else 0
-            acquire = spec.acquire_time if (spec and holder == self.identity and spec.acquire_time) else now
-            if holder != self.identity:
-                transitions += 1
-            version = lease.metadata.resource_version if lease.metadata else None
-            self.api.replace_namespaced_lease(
-                self.cfg.name,
-                self.cfg.namespace,
-                self._lease(version, transitions, acquire.astimezone(UTC)),
-            )
-            self.leading = True
-            return True
-        except ApiException as err:
-            log.warning(
-                "leader election: lease %s/%s: %s %s", self.cfg.namespace, self.cfg.name, err.status, err.reason
-            )
-            self.leading = False
-            return False
-        except OSError as err:  # the API server is unreachable: never act on a guess
-            log.warning("leader election: cannot reach the API server: %s", err)
-            self.leading = False
-            return False
-
-    def release(self) -> None:
-        """Hand the lease over at shutdown, so a standby takes over at once."""
-        if not self.leading:
-            return
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            lease = self.api.read_namespaced_lease(self.cfg.name, self.cfg.namespace)
-            if lease.spec and lease.spec.holder_identity == self.identity:
-                lease.spec.renew_time = datetime(1970, 1, 1, tzinfo=UTC)
-                lease.spec.holder_identity = None
-                self.api.replace_namespaced_lease(self.cfg.name, self.cfg.namespace, lease)
-        except (ApiException, OSError) as err:
-            log.warning("leader election: could not release the lease: %s", err)
-        self.leading = False
 
 
 class Daemon:
@@ -190,7 +97,10 @@ class Daemon:
         self.ticks = 0
         self._lock = threading.Lock()
         self.engine: Engine | None = None
-        self.elector: LeaseElector | None = None
+        self.fence: LeaseFence | None = None
+        self._metrics: BurstMetrics | None = None
+        #: ticks that ended in an exception, by exception type (also burst_tick_failures_total)
+        self.failures: dict[str, int] = {}
         self.signals = AlarmSignals(providers=tuple(cfg.providers))
         self._alarm_metrics: AlarmMetrics | None = None
 
@@ -202,8 +112,8 @@ class Daemon:
     def run(self) -> int:
         cfg = self.cfg
         self.engine = Engine.build(cfg, self.clock, extras={"onprem_cores": cfg.file.onprem.cores})
-        if cfg.file.leader_election is not None:
-            self.elector = LeaseElector(cfg.file.leader_election, cfg.config_dir, self.clock)
+        self.fence = build_fence(cfg, self.engine.store, self.clock)
+        self.engine.reconciler.fence = self.fence
         status = None
         metrics = None
         if self.metrics_port is not None:
@@ -216,8 +126,11 @@ class Daemon:
             registry = CollectorRegistry()
             metrics = BurstMetrics(registry, budgets_from_config(cfg))
             self._alarm_metrics = AlarmMetrics(registry)
+            # its own read-only store: a flood of page views never takes the tick's connections
+            url = cfg.state_url()
+            source = self.engine.store if url in ("sqlite://", "sqlite:///:memory:") else url
             status = start_status_server(
-                self.engine.store, cfg, registry, self.metrics_host, self.metrics_port, signals=self.signals
+                source, cfg, registry, self.metrics_host, self.metrics_port, signals=self.signals
             )
             log.info("status page and /metrics on %s", status.url)
         self._metrics = metrics
@@ -250,8 +163,7 @@ class Daemon:
                 pass
         finally:
             scheduler.shutdown(wait=True)  # a running tick finishes its current step first
-            if self.elector is not None:
-                self.elector.release()
+            self.fence.elector.release()
             if status is not None:
                 status.stop()
             self.engine.store.close()
@@ -259,41 +171,55 @@ class Daemon:
         return 0
 
     def _tick(self) -> None:
+        """One tick; whatever it raises is logged (one JSON line, traceback in ``exc``) and
+        counted, and the scheduler runs the next tick on time."""
         if self.stopping.is_set():
             return
         with self._lock:
-            assert self.engine is not None
-            eng = self.engine
-            if self.elector is not None and not self.elector.try_lead():
-                log.info("standing by: another replica holds the lease", extra={"leader": False})
-                self._observe_alarms(None)
-                return
-            started = time.perf_counter()
             try:
-                eng.store.refresh()  # an operator's `burst drain` may have written meanwhile
-                eng.reload_state()  # ...and `burst apply`, or the replica that led before a failover
-                # Each tick's step lists the accounts for orphans when due (and again after a
-                # failed listing), so one transient error never leaves an orphan for good.
-                result = eng.tick(stop=self.stopping.is_set)
-                self.signals.orphans_found += len(result.step.orphans_removed)
-                for cid in result.step.orphans_removed:
-                    log.warning(
-                        "adopted orphan cluster %s: drained, then removed",
-                        cid,
-                        extra={"cluster": cid, "event": "orphan"},
-                    )
-            except BurstError as err:
-                log.error("tick failed: %s", err)
-                return
-            duration = time.perf_counter() - started
-            self.ticks += 1
-            self._log_tick(result, duration)
-            if self._metrics is not None:
-                self._metrics.observe_tick(eng, result, duration)
-            self._observe_alarms(result)
-            self._schedule_wake()
-            if self.max_ticks is not None and self.ticks >= self.max_ticks:
-                self.stopping.set()
+                self._tick_locked()
+            except Exception as err:  # the last line of defence: a tick never kills the daemon
+                self._failed(err)
+
+    def _failed(self, err: Exception) -> None:
+        kind = type(err).__name__
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+        if self._metrics is not None:
+            self._metrics.tick_failures.labels(kind).inc()
+        if isinstance(err, LeaseLost):
+            log.warning("%s; the rest of this tick is skipped", err, extra={"event": "lease_lost", "leader": False})
+        elif isinstance(err, BurstError):
+            log.error("tick failed: %s", err, extra={"event": "tick_failed"})
+        else:
+            log.error("tick failed: unexpected %s: %s", kind, err, exc_info=err, extra={"event": "tick_failed"})
+
+    def _tick_locked(self) -> None:
+        assert self.engine is not None and self.fence is not None
+        eng = self.engine
+        if not self.fence.renew():
+            log.info("standing by: another replica holds the lease", extra={"leader": False})
+            self._observe_alarms(None)
+            return
+        started = time.perf_counter()
+        eng.store.refresh()  # an operator's `burst drain` may have written meanwhile
+        eng.reload_state()  # ...and `burst apply`, or the replica that led before a failover
+        # Each tick's step lists the accounts for orphans when due (and again after a failed
+        # listing), so one transient error never leaves an orphan for good.
+        result = eng.tick(stop=self.stopping.is_set)
+        self.signals.orphans_found += len(result.step.orphans_removed)
+        for cid in result.step.orphans_removed:
+            log.warning(
+                "adopted orphan cluster %s: drained, then removed", cid, extra={"cluster": cid, "event": "orphan"}
+            )
+        duration = time.perf_counter() - started
+        self.ticks += 1
+        self._log_tick(result, duration)
+        if self._metrics is not None:
+            self._metrics.observe_tick(eng, result, duration)
+        self._observe_alarms(result)
+        self._schedule_wake()
+        if self.max_ticks is not None and self.ticks >= self.max_ticks:
+            self.stopping.set()
 
     def _observe_alarms(self, result: TickResult | None) -> None:
         """Feed the alarm signals (and their gauges): ``result`` of a tick this replica led, None
@@ -301,7 +227,7 @@ class Daemon:
         assert self.engine is not None
         now = self.clock.now()
         if result is None:
-            self.signals.observe_standby(now, leader_alive=self.elector is not None and self.elector.others_lead)
+            self.signals.observe_standby(now, leader_alive=self.fence is not None and self.fence.elector.others_lead)
             ages = []
         else:
             fleet = self.engine.store.fleet()

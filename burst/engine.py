@@ -88,7 +88,12 @@ def build_providers(
         name: pc.build(
             name,
             ProviderContext(
-                clock, cfg.file.installation, random.Random(rng.random()), cfg.config_dir, dict(extras or {})
+                clock,
+                cfg.file.installation,
+                random.Random(rng.random()),
+                cfg.config_dir,
+                dict(extras or {}),
+                cfg.file.reconciler.call_timeout.total_seconds(),
             ),
         )
         for name, pc in cfg.providers.items()
@@ -168,7 +173,17 @@ class Engine:
         store = store or Store(cfg.state_url(), owner)
         rng = random.Random(seed)
         providers = {
-            name: pc.build(name, ProviderContext(clock, owner, random.Random(rng.random()), cfg.config_dir, extras))
+            name: pc.build(
+                name,
+                ProviderContext(
+                    clock,
+                    owner,
+                    random.Random(rng.random()),
+                    cfg.config_dir,
+                    extras,
+                    cfg.file.reconciler.call_timeout.total_seconds(),
+                ),
+            )
             for name, pc in cfg.providers.items()
         }
         federation = cfg.federation.build(FederationContext(clock, owner, cfg.config_dir, extras))

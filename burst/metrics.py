@@ -39,6 +39,12 @@ class BurstMetrics:
         self.registry = registry
         self.budgets = list(budgets)
         r = registry
+        self.tick_failures = Counter(
+            "burst_tick_failures",
+            "Ticks that ended in an exception, by its type (LeaseLost: the lease ended mid-tick)",
+            ["error"],
+            registry=r,
+        )
         self.pending_cores = Gauge(
             "burst_pending_cores", "Cores of pending jobs, by job shape", ["cpus", "memory_mb", "gpus"], registry=r
         )

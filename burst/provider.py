@@ -104,6 +104,9 @@ class ProviderContext:
     config_dir: str = "."
     #: Hooks the local cloud uses to let jobs run on its nodes in a simulation.
     extras: Mapping[str, object] = field(default_factory=dict)
+    #: Seconds one SDK call may take (connect + read), below the leader's lease: a provider
+    #: passes it to its SDK client so no call outlives the lease it was started under.
+    call_timeout: float = 10.0
 
 
 class PriceOverride(BaseModel):

@@ -32,6 +32,7 @@ from burst.errors import (
     Throttled,
 )
 from burst.federation.api import Federation, FollowsResize, ReleasesNodes
+from burst.fence import AlwaysHeld, Fence, LeaseLost
 from burst.lifecycle import ClusterRecord, ClusterState
 from burst.model import CAMPAIGN_TAG, OWNER_TAG, STORE_TAG, CloudCluster, CloudStatus, ClusterSpec
 from burst.plan import ROLLBACK, Action, Op, Plan
@@ -99,8 +100,11 @@ class Reconciler:
         clock: Clock,
         settings: ReconcilerConfig,
         owner: str,
+        fence: Fence | None = None,
     ) -> None:
         self.store = store
+        #: asked before every provider or federation side effect (burst.fence)
+        self.fence: Fence = fence or AlwaysHeld()
         self.providers = providers
         self.federation = federation
         self.clock = clock
@@ -148,6 +152,7 @@ class Reconciler:
             elif a.op in (Op.DRAIN, Op.DELETE):
                 touched.append(self.release(rec, a.reason, a.deadline))
             elif a.op is Op.UNDRAIN and rec.state is S.DRAINING:
+                self.fence.check(f"undrain {rec.cluster_id}")
                 self.federation.undrain(rec)
                 touched.append(self.store.transition(rec, S.ACTIVE, now, a.reason))
         return touched
@@ -209,7 +214,7 @@ class Reconciler:
             try:
                 try:
                     self._step_one(rec, report)
-                except StaleRecord:
+                except (StaleRecord, LeaseLost):
                     raise
                 except BurstError as err:
                     self._failed_call(rec, err, report)
@@ -285,6 +290,7 @@ class Reconciler:
         elif st is S.DRAINING:
             hard_stop = rec.drain_deadline is not None and now >= rec.drain_deadline
             try:
+                self.fence.check(f"drain {rec.cluster_id}")
                 running: int | None = self.federation.drain(rec)
             except FederationError as err:
                 if not hard_stop:
@@ -330,6 +336,7 @@ class Reconciler:
             self._back_off(rec.provider, "StuckProvisioning", why, report)
             report.fallbacks[rec.provider] = f"StuckProvisioning: {why}"
             return
+        self.fence.check(f"create {rec.cluster_id}")
         cloud = self._provider(rec).create_cluster(self._spec(rec))
         if not self.store.billing_started(rec.cluster_id):
             # The cloud accepted the create (the call returned): billing starts now, or when the
@@ -356,6 +363,7 @@ class Reconciler:
             self._move(rec, S.DRAINING, f"{ROLLBACK} never took work within {self.settings.joining_timeout}", report)
             return
         kubeconfig = self._provider(rec).credentials(rec.cluster_id)
+        self.fence.check(f"join {rec.cluster_id}")
         status = self.federation.join(rec, kubeconfig)
         if status.ready:
             self._move(rec, S.ACTIVE, status.message or "member takes work", report)
@@ -367,6 +375,7 @@ class Reconciler:
             self._release_idle_nodes(rec, rec.nodes - rec.desired_nodes)
             return
         prov = self._provider(rec)
+        self.fence.check(f"resize {rec.cluster_id}")
         cloud = prov.resize(rec.cluster_id, rec.desired_nodes)
         if cloud.status is CloudStatus.READY and cloud.nodes != rec.nodes:
             rec = self.store.update(rec, self.clock.now(), nodes=cloud.nodes)
@@ -383,9 +392,11 @@ class Reconciler:
             return rec
         # Checked once in releases_nodes(): a runtime Protocol check per call costs more than the call.
         prov = cast(RemovesNodes, self._provider(rec))
+        self.fence.check(f"release idle nodes of {rec.cluster_id}")
         names = cast(ReleasesNodes, self.federation).release_idle(rec, count)
         if not names:
             return rec
+        self.fence.check(f"remove nodes of {rec.cluster_id}")
         cloud = prov.remove_nodes(rec.cluster_id, names)
         left = min(rec.nodes, cloud.desired_nodes) if cloud.desired_nodes > 0 else rec.nodes - len(names)
         desired = left if rec.state is S.DRAINING else min(rec.desired_nodes, left)
@@ -393,8 +404,10 @@ class Reconciler:
         return self.store.update(rec, self.clock.now(), nodes=left, desired_nodes=desired)
 
     def _removing(self, rec: ClusterRecord, report: StepReport) -> None:
+        self.fence.check(f"unjoin {rec.cluster_id}")
         self.federation.unjoin(rec)
         try:
+            self.fence.check(f"delete {rec.cluster_id}")
             self._provider(rec).delete_cluster(rec.cluster_id)
         except NotFound:
             now = self.clock.now()
@@ -509,6 +522,9 @@ class Reconciler:
                 if now - since < grace:
                     waiting.append(since + grace)
                     continue
+                self.fence.check(f"adopt orphan {cid}")
+                if self._known(cid):  # re-read under the fence: the last word before adopting
+                    continue
                 self._adopt_orphan(name, prov, cloud, report)
             for cid in [c for c, (p, _) in self._unknown.items() if p == name and c not in seen]:
                 del self._unknown[cid]
@@ -573,3 +589,8 @@ class Reconciler:
         self.check_installation()
         self._scan_orphans(report, force=True)
         return report
+
+    def _known(self, cluster_id: str) -> bool:
+        """The store has a live record of ``cluster_id`` (read from the database, not the cache)."""
+        rec = self.store.read(cluster_id)
+        return rec is not None and rec.state is not S.REMOVED

@@ -9,6 +9,12 @@ The server only reads: it has no route that changes anything, and it answers GET
 It reads the store through database queries (not the store's in-memory caches, which the tick's
 thread mutates), so it can run in its own thread beside the daemon.
 
+**It cannot hurt the daemon.**  Given a store URL it opens its own small read-only connection pool
+(never the tick's); a few worker threads answer requests, an accepted socket only takes a worker
+once it has sent something, idle sockets are closed after ``idle_timeout`` and at most
+``max_connections`` are kept, every socket read and write has a timeout, and concurrent requests for
+``/`` share one rendering.  Any failure is logged on one line and answered 503.
+
 **No secret ever appears on the page.**  The page shows no configuration beyond provider names and
 budget caps, and every free text it shows (decision reasons, cluster errors) goes through
 :func:`redact`, which removes what looks like a credential: PEM blocks, kubeconfig data fields,
@@ -18,18 +24,22 @@ ids and long base64 blobs.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
+import selectors
+import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 
 from burst.alarms import AlarmInputs, AlarmSignals, Firing, cluster_ages, evaluate
 from burst.clock import Clock, RealClock
@@ -313,6 +323,8 @@ class StatusError(BurstError):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    #: seconds any one read or write on the socket may take (a slow client holds a worker no longer)
+    timeout = 5.0
 
     def do_GET(self) -> None:
         self._serve(body=True)
@@ -327,8 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, CONTENT_TYPE_LATEST, generate_latest(srv.registry), body)
         elif path == "/":
             try:
-                page = srv.page.render().encode("utf-8")
-            except (BurstError, SQLAlchemyError) as err:
+                page = srv.page_html()
+            except Exception as err:  # never a traceback on the daemon's output: one line, a 503
                 log.warning("status page unavailable: %s", err.__class__.__name__)
                 self._send(503, "text/plain; charset=utf-8", b"status unavailable: the store cannot be read\n", body)
                 return
@@ -366,15 +378,35 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(HTTPServer):
+    """An HTTP server with a bounded worker pool.  One thread multiplexes the listening socket and
+    the accepted ones that sent nothing yet (:mod:`selectors`); a socket goes to a worker only once
+    readable, so idle connections cost a file descriptor, not a thread."""
 
-    def __init__(self, addr: tuple[str, int], page: StatusPage, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        page: StatusPage,
+        registry: CollectorRegistry,
+        *,
+        workers: int = 4,
+        idle_timeout: float = 10.0,
+        max_connections: int = 1024,
+    ) -> None:
         super().__init__(addr, _Handler)
         self.page = page
         self.registry = registry
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self._js: bytes | None = None
         self._js_lock = threading.Lock()
+        self._render_lock = threading.Lock()
+        self._rendered: tuple[int, bytes] | None = None  # (render number, page)
+        self._renders = 0
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="burst-status")
+        self._sel = selectors.DefaultSelector()
+        self._parked: dict[socket.socket, tuple[Any, float]] = {}  # socket → (address, parked at)
+        self._stopping = threading.Event()
 
     def plotly_js(self) -> bytes:
         with self._js_lock:
@@ -382,13 +414,81 @@ class _Server(ThreadingHTTPServer):
                 self._js = plotly_js().encode("utf-8")
             return self._js
 
+    def page_html(self) -> bytes:
+        """The page; requests arriving while it renders get that rendering (it is at most one
+        rendering old), so fifty readers cost one set of queries, not fifty."""
+        seen = self._renders
+        with self._render_lock:
+            if self._rendered is not None and self._rendered[0] > seen:
+                return self._rendered[1]
+            page = self.page.render().encode("utf-8")
+            self._renders += 1
+            self._rendered = (self._renders, page)
+            return page
+
+    def serve(self) -> None:
+        self._sel.register(self.socket, selectors.EVENT_READ)
+        try:
+            while not self._stopping.is_set():
+                for key, _ in self._sel.select(timeout=0.25):
+                    if key.fileobj is self.socket:
+                        self._accept()
+                    else:
+                        conn = key.fileobj
+                        assert isinstance(conn, socket.socket)
+                        self._sel.unregister(conn)
+                        addr, _ = self._parked.pop(conn)
+                        self._pool.submit(self._handle, conn, addr)
+                self._close_idle()
+        finally:
+            for conn in list(self._parked):
+                self._drop(conn)
+            self._sel.close()
+
+    def _accept(self) -> None:
+        try:
+            conn, addr = self.socket.accept()
+        except OSError:
+            return
+        if len(self._parked) >= self.max_connections:  # the oldest idle one makes room
+            self._drop(min(self._parked, key=lambda c: self._parked[c][1]))
+        self._parked[conn] = (addr, time.monotonic())
+        self._sel.register(conn, selectors.EVENT_READ)
+
+    def _close_idle(self) -> None:
+        cutoff = time.monotonic() - self.idle_timeout
+        for conn in [c for c, (_, since) in self._parked.items() if since < cutoff]:
+            self._drop(conn)
+
+    def _drop(self, conn: socket.socket) -> None:
+        self._parked.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError):  # not registered (any more)
+            self._sel.unregister(conn)
+        conn.close()
+
+    def _handle(self, conn: socket.socket, addr: Any) -> None:
+        try:
+            self.finish_request(conn, addr)
+        except Exception as err:  # a client that went away mid-answer, a timeout: one debug line
+            log.debug("status request from %s failed: %s: %s", addr, type(err).__name__, err)
+        finally:
+            self.shutdown_request(conn)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.server_close()
+
 
 class StatusServer:
     """A running status server; :meth:`stop` shuts it down and joins its thread."""
 
-    def __init__(self, server: _Server, thread: threading.Thread) -> None:
+    def __init__(self, server: _Server, thread: threading.Thread, reader: Store | None = None) -> None:
         self._server = server
         self._thread = thread
+        self._reader = reader
         self.host = str(server.server_address[0])
         self.port = int(server.server_address[1])
 
@@ -397,9 +497,11 @@ class StatusServer:
         return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         self._thread.join(timeout=10)
+        self._server.close()
+        if self._reader is not None:
+            self._reader.close()
 
     def __enter__(self) -> StatusServer:
         return self
@@ -409,7 +511,7 @@ class StatusServer:
 
 
 def start_status_server(
-    store: Store,
+    store: Store | str,
     cfg: Config,
     registry: CollectorRegistry,
     host: str = "127.0.0.1",
@@ -420,12 +522,21 @@ def start_status_server(
     signals: AlarmSignals | None = None,
 ) -> StatusServer:
     """Serve ``/`` and ``/metrics`` on ``host:port`` (0 = a free port) from a background thread.
-    ``clock`` (default: the real one) says what 'now' is for ages, costs and the charts' window."""
-    page = StatusPage(store, cfg, clock or RealClock(), days=days, signals=signals)
+    ``store`` is a store URL (the daemon: the server opens its own read-only connections) or an
+    open store (tests, a private in-memory database).  ``clock`` (default: the real one) says what
+    'now' is for ages, costs and the charts' window."""
+    from burst.store import Store as StoreClass
+
+    reader = StoreClass.reader(store) if isinstance(store, str) else None
+    source = reader if reader is not None else store
+    assert not isinstance(source, str)
+    page = StatusPage(source, cfg, clock or RealClock(), days=days, signals=signals)
     try:
         server = _Server((host, port), page, registry)
     except OSError as err:
+        if reader is not None:
+            reader.close()
         raise StatusError(f"cannot listen on {host}:{port} for the status page: {err.strerror}") from err
-    thread = threading.Thread(target=server.serve_forever, name="burst-status", daemon=True)
+    thread = threading.Thread(target=server.serve, name="burst-status", daemon=True)
     thread.start()
-    return StatusServer(server, thread)
+    return StatusServer(server, thread, reader)

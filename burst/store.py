@@ -17,15 +17,28 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, Integer, bindparam, cast, create_engine, delete, event, insert, select, update
+from sqlalchemy import (
+    Engine,
+    Integer,
+    bindparam,
+    case,
+    cast,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from burst import tables as t
@@ -131,6 +144,29 @@ def _next_month(at: datetime) -> datetime:
     return datetime(at.year + (at.month == 12), at.month % 12 + 1, 1, tzinfo=UTC)
 
 
+#: pg_advisory_xact_lock key of a store's opening (any constant; "burst" in ASCII)
+_PG_OPEN_LOCK = 0x6275727374
+
+
+@contextmanager
+def _open_lock(engine: Engine) -> Iterator[None]:
+    """Serialise opening one SQLite file across processes: SQLite's own locks make a second
+    process's ``CREATE TABLE`` fail (not wait) while the first one migrates.  A private in-memory
+    database and PostgreSQL (an advisory lock in the transaction) need no file."""
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(db + ".lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 #: the extra that brings each database's driver (``pip install 'burst[postgres]'``)
 _DRIVER_EXTRAS = {"postgresql": "postgres"}
 
@@ -187,9 +223,15 @@ class Store:
         self.url = url
         try:
             self.engine = self._engine(url)
-            with self.engine.begin() as conn:
+            with _open_lock(self.engine), self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Held until this transaction commits: the migrations and the claim of a
+                    # fresh store run in one process at a time, the others then find them done.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_OPEN_LOCK})
                 migrate(conn)
                 self.token, self.claimed_at = self._claim(conn, installation)
+        except OSError as err:
+            raise StoreError(f"cannot open store {self._safe_url()}: {err.strerror or err}") from err
         except SQLAlchemyError as err:
             raise StoreError(
                 f"cannot open store {self._safe_url()}: {err.__class__.__name__}: {err.args[0] if err.args else err}"
@@ -208,6 +250,43 @@ class Store:
         self._latencies: dict[str, list[float]] = defaultdict(list)
         self._backoffs: dict[str, Backoff] = {}
         self._load()
+
+    @classmethod
+    def reader(cls, url: str) -> Store:
+        """A read-only view of the store at ``url`` for the status page: its own small connection
+        pool (a flood of page views waits there, never in the daemon's pool), read-only sessions
+        with a statement timeout, no migration and nothing cached.  Only the methods that read the
+        database (ledger, samples, decisions, transitions, all_clusters, read) are meaningful."""
+        self = cls.__new__(cls)
+        self.url = url
+        self.installation = ""
+        self._held = None
+        self._fleet, self._fleet_sorted, self._open = {}, None, {}
+        self._closed_by_month, self._closed_by_campaign = defaultdict(float), defaultdict(float)
+        self._latencies, self._backoffs = defaultdict(list), {}
+        try:
+            if url.startswith("sqlite"):
+                eng = create_engine(url, pool_size=2, max_overflow=2, pool_timeout=10, connect_args={"timeout": 5})
+
+                @event.listens_for(eng, "connect")
+                def _read_only(dbapi_conn: Any, _: Any) -> None:
+                    cur = dbapi_conn.cursor()
+                    cur.execute("PRAGMA query_only=ON")
+                    cur.close()
+
+            else:
+                eng = create_engine(
+                    url,
+                    pool_size=2,
+                    max_overflow=2,
+                    pool_timeout=10,
+                    pool_pre_ping=True,
+                    connect_args={"options": "-c default_transaction_read_only=on -c statement_timeout=10000"},
+                )
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot open store {self._safe_url()} to read: {err.__class__.__name__}") from err
+        self.engine = eng
+        return self
 
     def _safe_url(self) -> str:
         from sqlalchemy.engine import make_url
@@ -348,6 +427,12 @@ class Store:
         rec = self._fleet.get(cluster_id)
         if rec is not None:
             return rec
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.clusters).where(t.clusters.c.cluster_id == cluster_id)).first()
+        return self._record(row._mapping) if row is not None else None
+
+    def read(self, cluster_id: str) -> ClusterRecord | None:
+        """The cluster's row as the database has it now, whatever this process cached."""
         with self.engine.connect() as conn:
             row = conn.execute(select(t.clusters).where(t.clusters.c.cluster_id == cluster_id)).first()
         return self._record(row._mapping) if row is not None else None
@@ -657,6 +742,57 @@ class Store:
     def provisioning_latencies(self, provider: str, last: int = 20) -> list[float]:
         """Seconds from create request to cluster ready, for the provider's last ``last`` clusters."""
         return self._latencies.get(provider, [])[-last:]
+
+    # --- the leader lease of replicas without a Kubernetes Lease -------------------------------
+
+    def try_lease(
+        self, name: str, holder: str, now: datetime, duration: timedelta, take_from: str | None = None
+    ) -> int | None:
+        """Acquire or renew lease ``name`` for ``holder`` until ``now + duration``: one conditional
+        UPDATE, so two replicas never both win.  It succeeds when ``holder`` already holds it, nobody
+        does, the holder's lease ended, or the holder is ``take_from`` (a replica known to be dead).
+        Returns the fencing token (it grows with each change of holder), or None."""
+        lt = t.leases.c
+        takeable = (lt.holder == holder) | lt.holder.is_(None) | (lt.expires_at < now)
+        if take_from is not None:
+            takeable = takeable | (lt.holder == take_from)
+        stmt = (
+            update(t.leases)
+            .where(lt.name == name, takeable)
+            .values(
+                holder=holder,
+                token=lt.token + case((lt.holder == holder, 0), else_=1),
+                renewed_at=now,
+                expires_at=now + duration,
+            )
+        )
+        try:
+            with self._begin() as conn:
+                if conn.execute(stmt).rowcount == 1:
+                    return int(conn.execute(select(lt.token).where(lt.name == name)).scalar_one())
+                if conn.execute(select(lt.name).where(lt.name == name)).first() is not None:
+                    return None
+            with self._begin() as conn:
+                vals = dict(name=name, holder=holder, token=1, renewed_at=now, expires_at=now + duration)
+                conn.execute(insert(t.leases).values(vals))
+            return 1
+        except IntegrityError:  # another replica created the row first: it holds the lease
+            return None
+
+    def lease(self, name: str) -> tuple[str | None, datetime | None]:
+        """Who holds lease ``name`` and until when (None, None when it was never taken)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.leases.c.holder, t.leases.c.expires_at).where(t.leases.c.name == name)).first()
+        return (row.holder, row.expires_at) if row is not None else (None, None)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give lease ``name`` up, if ``holder`` still holds it, so a standby takes over at once."""
+        with self._begin() as conn:
+            conn.execute(
+                update(t.leases)
+                .where(t.leases.c.name == name, t.leases.c.holder == holder)
+                .values(holder=None, expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+            )
 
     def iter_billable(self) -> Iterator[ClusterRecord]:
         return (c for c in self._fleet.values() if c.state in BILLABLE)

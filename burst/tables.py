@@ -158,3 +158,15 @@ policy_state = Table(
     Column("saved_at", UTCDateTime(), nullable=False),
     Column("state", Text, nullable=False),
 )
+
+#: the store-level leader lease (migration 0005): one row per lease name; ``token`` grows with
+#: each change of holder, a fencing token for anything that wants to compare it
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255)),
+    Column("token", Integer, nullable=False),
+    Column("renewed_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)

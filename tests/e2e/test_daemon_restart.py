@@ -41,13 +41,19 @@ def test_sigterm_mid_provisioning_then_restart_continues_the_same_cluster(
 def test_leader_election_one_replica_acts_and_the_other_takes_over(
     tmp_path: h.Path, host: KubeApiServer, runs: list[h.BurstRun]
 ) -> None:
-    le = {"kubeconfig": "host.kubeconfig", "namespace": "default", "name": "burst-leader", "lease_duration": "4s"}
+    le = {
+        "kubeconfig": "host.kubeconfig",
+        "namespace": "default",
+        "name": "burst-leader",
+        "lease_duration": "5s",  # > a renewal (1 s) + a federation call (3 s) + the margin
+        "safety_margin": "0.5s",
+    }
     config = h.write_config(
         tmp_path,
         host,
         latency_scale=0.004,
         extra={"leader_election": le},
-        reconciler={"joining_timeout": "60s"},
+        reconciler={"joining_timeout": "60s", "call_timeout": "1s"},
     )
     store = h.open_store(tmp_path)
     a = h.BurstRun(config, metrics=False)
@@ -67,7 +73,7 @@ def test_leader_election_one_replica_acts_and_the_other_takes_over(
     assert host.get("coordination.k8s.io/v1", "leases", "burst-leader", "default")["spec"]["holderIdentity"] == leader
     [cid] = h.clusters(store)
 
-    # the leader stops: it releases the lease, B takes over at its next tick, well before 4 s
+    # the leader stops: it releases the lease, B takes over at its next tick, well before 5 s
     assert a.stop() == 0
     released = host.get("coordination.k8s.io/v1", "leases", "burst-leader", "default")["spec"]
     assert released.get("holderIdentity") in (None, f"{leader[: leader.rfind('-')]}-{b.proc.pid}")

@@ -189,15 +189,17 @@ class AwsProviderConfig(ProviderConfig):
     def build(self, name: str, ctx: ProviderContext) -> AwsProvider:
         with _aws(f"connecting provider {name} to AWS"):
             session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
-        return AwsProvider(name=name, config=self, owner=ctx.owner, clients=self.make_clients(session, name))
+        clients = self.make_clients(session, name, ctx.call_timeout)
+        return AwsProvider(name=name, config=self, owner=ctx.owner, clients=clients)
 
-    def make_clients(self, session: Any, name: str = "aws") -> AwsClients:
+    def make_clients(self, session: Any, name: str = "aws", call_timeout: float | None = None) -> AwsClients:
         """The EKS, STS, EC2 and Auto Scaling clients for ``session`` (a ``boto3.session.Session``):
         the one place that sets endpoints, timeouts and the retry budget."""
         config = Config(
             retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
-            connect_timeout=self.connect_timeout_s,
-            read_timeout=self.read_timeout_s,
+            # never longer than one call may take under the leader's lease
+            connect_timeout=min(self.connect_timeout_s, call_timeout or self.connect_timeout_s),
+            read_timeout=min(self.read_timeout_s, call_timeout or self.read_timeout_s),
             user_agent_extra="burst",
         )
         with _aws(f"connecting provider {name} to AWS"):

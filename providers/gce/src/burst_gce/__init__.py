@@ -283,7 +283,7 @@ class GceProviderConfig(ProviderConfig):
         return self
 
     def build(self, name: str, ctx: ProviderContext) -> GceProvider:
-        return GceProvider(name, self, ctx.owner)
+        return GceProvider(name, self, ctx.owner, timeout=min(CALL_TIMEOUT_S, ctx.call_timeout))
 
 
 # ---- the provider ------------------------------------------------------------------------------------
@@ -306,9 +306,11 @@ class GceProvider:
         groups: compute_v1.InstanceGroupManagersClient | None = None,
         credentials: Credentials | None = None,
         catalog: Catalog | None = None,
+        timeout: float = CALL_TIMEOUT_S,
     ) -> None:
         self.name = name
         self._config = config
+        self._timeout = timeout  # per call, below the leader's lease (ProviderContext.call_timeout)
         self._owner = owner
         self._client = client
         self._groups = groups
@@ -354,7 +356,7 @@ class GceProvider:
             try:
                 with _sdk_errors(f"creating cluster {name}"):
                     op = self._api().create_cluster(
-                        parent=self._parent, cluster=self._cluster_body(spec), retry=None, timeout=CALL_TIMEOUT_S
+                        parent=self._parent, cluster=self._cluster_body(spec), retry=None, timeout=self._timeout
                     )
             except AlreadyExists:
                 # Created between our look and our create (another replica, or a request that got
@@ -409,7 +411,7 @@ class GceProvider:
             op = self._api().set_node_pool_size(
                 request=container_v1.SetNodePoolSizeRequest(name=pool, node_count=nodes),
                 retry=None,
-                timeout=CALL_TIMEOUT_S,
+                timeout=self._timeout,
             )
         self._op_names[name] = op.name
         self._asked_sizes[name] = nodes
@@ -427,7 +429,7 @@ class GceProvider:
         try:
             with _sdk_errors(f"deleting cluster {name}"):
                 op = self._api().delete_cluster(
-                    name=f"{self._parent}/clusters/{name}", retry=None, timeout=CALL_TIMEOUT_S
+                    name=f"{self._parent}/clusters/{name}", retry=None, timeout=self._timeout
                 )
         except ClusterBusy as err:
             # GKE refuses to delete while e.g. the create runs; ask again on the next tick.
@@ -539,11 +541,11 @@ class GceProvider:
         project, zone, mig = m["project"], m["zone"], m["name"]
         with _group_errors(f"{action}: reading instance group {zone}/{mig}"):
             manager = self._migs().get(
-                project=project, zone=zone, instance_group_manager=mig, retry=None, timeout=CALL_TIMEOUT_S
+                project=project, zone=zone, instance_group_manager=mig, retry=None, timeout=self._timeout
             )
             members = list(
                 self._migs().list_managed_instances(
-                    project=project, zone=zone, instance_group_manager=mig, retry=None, timeout=CALL_TIMEOUT_S
+                    project=project, zone=zone, instance_group_manager=mig, retry=None, timeout=self._timeout
                 )
             )
         live: set[str] = set()
@@ -575,7 +577,7 @@ class GceProvider:
                 instance_group_manager=group.name,
                 instance_group_managers_delete_instances_request_resource=body,
                 retry=None,
-                timeout=CALL_TIMEOUT_S,
+                timeout=self._timeout,
             )
         if op.error.errors:
             text = "; ".join(f"{e.code}: {e.message}" for e in op.error.errors)
@@ -612,11 +614,11 @@ class GceProvider:
 
     def _get(self, name: str) -> container_v1.Cluster:
         with _sdk_errors(f"reading cluster {name}"):
-            return self._api().get_cluster(name=f"{self._parent}/clusters/{name}", retry=None, timeout=CALL_TIMEOUT_S)
+            return self._api().get_cluster(name=f"{self._parent}/clusters/{name}", retry=None, timeout=self._timeout)
 
     def _list(self) -> list[container_v1.Cluster]:
         with _sdk_errors(f"listing clusters in {self._parent}"):
-            resp = self._api().list_clusters(parent=self._parent, retry=None, timeout=CALL_TIMEOUT_S)
+            resp = self._api().list_clusters(parent=self._parent, retry=None, timeout=self._timeout)
         if resp.missing_zones:
             # A partial list could make burst think a cluster is gone: better no answer this tick.
             raise ProviderError(
@@ -632,12 +634,12 @@ class GceProvider:
             try:
                 with _sdk_errors(f"reading operation {known}"):
                     return self._api().get_operation(
-                        name=f"{self._parent}/operations/{known}", retry=None, timeout=CALL_TIMEOUT_S
+                        name=f"{self._parent}/operations/{known}", retry=None, timeout=self._timeout
                     )
             except NotFound:
                 self._op_names.pop(name, None)
         with _sdk_errors(f"listing operations in {self._parent}"):
-            resp = self._api().list_operations(parent=self._parent, retry=None, timeout=CALL_TIMEOUT_S)
+            resp = self._api().list_operations(parent=self._parent, retry=None, timeout=self._timeout)
         suffix = f"/clusters/{name}"
         mine = [o for o in resp.operations if o.target_link.endswith(suffix) or f"{suffix}/nodePools/" in o.target_link]
         if not mine:

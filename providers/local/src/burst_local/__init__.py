@@ -10,7 +10,9 @@ year-long simulation and under the real-time daemon.
 
 With ``state_file`` set, the simulated account survives restarts (the daemon's crash tests need
 a cloud that remembers) and is shared by processes: it is re-read before every call, so an
-operator's ``burst remove`` and the running daemon see one account.
+operator's ``burst remove`` and the running daemon see one account.  Every call that changes the
+account is also appended to ``<state_file>.calls`` (JSON lines: when, which process, what): the
+cloud's own record of who acted, which the leader-election tests read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +53,13 @@ from burst.api import (
 
 Cloud = Literal["tsystems", "aws", "gce", "openstack"]
 FaultKind = Literal[
-    "quota_exceeded", "capacity_unavailable", "provisioning_fails", "slow_provisioning", "throttled", "auth_failed"
+    "quota_exceeded",
+    "capacity_unavailable",
+    "provisioning_fails",
+    "slow_provisioning",
+    "throttled",
+    "auth_failed",
+    "slow_call",
 ]
 
 
@@ -63,6 +72,12 @@ class Fault(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     factor: float = Field(default=5.0, ge=1, description="slow_provisioning: latency multiplier")
+    seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="slow_call: real seconds a changing call takes to answer after the cloud applied it; "
+        "past the call timeout the caller gives up (ProviderError), as an SDK read timeout does",
+    )
 
     def active(self, now: datetime) -> bool:
         return (self.start is None or now >= _aware(self.start)) and (self.end is None or now < _aware(self.end))
@@ -108,7 +123,7 @@ class LocalProviderConfig(ProviderConfig):
         state = None
         if self.state_file:
             state = self.state_file if os.path.isabs(self.state_file) else os.path.join(ctx.config_dir, self.state_file)
-        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state)
+        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, ctx.call_timeout)
 
 
 def catalog_offerings(
@@ -176,8 +191,10 @@ class LocalProvider:
         clock: Clock,
         rng: random.Random,
         state_file: str | None,
+        call_timeout: float = 10.0,
     ) -> None:
         self.name = name
+        self.call_timeout = call_timeout
         self.cfg = cfg
         self._offerings = list(offerings)
         self._by_flavor = {o.flavor: o for o in offerings}
@@ -219,6 +236,20 @@ class LocalProvider:
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
+    def _applied(self, call: str, cluster_id: str) -> None:
+        """A changing call reached the cloud: journal it, then answer as slowly as a ``slow_call``
+        fault says.  The change is already made, as with a real cloud whose answer is late."""
+        if self.state_file:
+            line = {"at": self._now(), "pid": os.getpid(), "call": call, "cluster": cluster_id}
+            with open(self.state_file + ".calls", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+        slow = self._fault("slow_call")
+        if slow is None or slow.seconds <= 0:
+            return
+        time.sleep(min(slow.seconds, self.call_timeout))  # the wire, not the cloud's clock
+        if slow.seconds > self.call_timeout:
+            raise ProviderError(f"{call} {cluster_id}: no answer within {self.call_timeout:g}s (read timeout)")
+
     # --- the provider contract -----------------------------------------------------------------
 
     def offerings(self) -> Sequence[Offering]:
@@ -238,7 +269,9 @@ class LocalProvider:
         if c is None:
             self.create_requests += 1
             c = self._start_create(spec)
-        return self._view(c)
+        view = self._view(c)
+        self._applied("create_cluster", spec.cluster_id)
+        return view
 
     def _start_create(self, spec: ClusterSpec) -> _Cluster:
         off = self._by_flavor.get(spec.flavor)
@@ -328,7 +361,9 @@ class LocalProvider:
             c.desired = nodes
             c.resize_at = self._now() + (self.cfg.resize_latency if grow > 0 else 30.0)
             self._save()
-        return self._view(c)
+        view = self._view(c)
+        self._applied("resize", cluster_id)
+        return view
 
     def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
         """Delete the named nodes and shrink the cluster by as many (a cluster autoscaler's
@@ -354,7 +389,9 @@ class LocalProvider:
             for n in gone:
                 server.delete("v1", "nodes", n)
         self._save()
-        return self._view(c)
+        view = self._view(c)
+        self._applied("remove_nodes", cluster_id)
+        return view
 
     def delete_cluster(self, cluster_id: str) -> CloudCluster:
         self._sync()
@@ -372,8 +409,11 @@ class LocalProvider:
                 server.stop()
             del self._acct.clusters[cluster_id]
             self._save()
+            self._applied("delete_cluster", cluster_id)
             raise NotFound(f"cluster {cluster_id} deleted from {self.name}")
-        return self._view(c)
+        view = self._view(c)
+        self._applied("delete_cluster", cluster_id)
+        return view
 
     def list_clusters(self, owner: str) -> Sequence[CloudCluster]:
         self._sync()

@@ -137,13 +137,13 @@ class OpenStackProviderConfig(ProviderConfig):
 
     def build(self, name: str, ctx: ProviderContext) -> OpenStackProvider:
         """The provider; it connects on first use, so building it does no I/O."""
-        return OpenStackProvider(name, self, ctx, connect=lambda: _connect(self.cloud, self.region))
+        return OpenStackProvider(name, self, ctx, connect=lambda: _connect(self.cloud, self.region, ctx.call_timeout))
 
 
-def _connect(cloud: str, region: str) -> Any:
+def _connect(cloud: str, region: str, timeout: float | None = None) -> Any:
     import openstack
 
-    return openstack.connect(cloud=cloud, region_name=region)
+    return openstack.connect(cloud=cloud, region_name=region, api_timeout=timeout)
 
 
 def load_catalog() -> dict[str, Any]:

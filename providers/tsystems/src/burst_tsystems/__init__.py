@@ -140,16 +140,16 @@ class TSystemsProviderConfig(ProviderConfig):
 
     def build(self, name: str, ctx: ProviderContext) -> TSystemsProvider:
         """The provider; it connects on first use, so building it does no I/O."""
-        return TSystemsProvider(name, self, ctx, connect=lambda: _connect(self.cloud, self.region))
+        return TSystemsProvider(name, self, ctx, connect=lambda: _connect(self.cloud, self.region, ctx.call_timeout))
 
 
-def _connect(cloud: str, region: str) -> Any:
+def _connect(cloud: str, region: str, timeout: float | None = None) -> Any:
     """An openstacksdk connection with the OTC extensions (CCE) registered.  Registration
     authenticates, so this runs inside the error boundary, not at build time."""
     import openstack
     from otcextensions import sdk as otc_sdk
 
-    conn = openstack.connect(cloud=cloud, region_name=region)
+    conn = openstack.connect(cloud=cloud, region_name=region, api_timeout=timeout)
     otc_sdk.register_otc_extensions(conn)
     return conn
 
