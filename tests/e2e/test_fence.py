@@ -82,7 +82,9 @@ def test_sigstopped_leader_sends_nothing_after_its_lease(
     b.wait_log("standing by")
 
     # A is inside a slow create call (the cloud applied it; the answer takes 0.8 s): stop it there.
-    h.wait_until("a create call from A", lambda: _by(tmp_path, a.proc.pid), timeout=20, every=0.02)
+    # A *new* call, of a later tick: the journal already holds tick 1's, whose answers came back.
+    seen = len(_by(tmp_path, a.proc.pid))
+    h.wait_until("a new create call from A", lambda: len(_by(tmp_path, a.proc.pid)) > seen, timeout=20, every=0.02)
     os.kill(a.proc.pid, signal.SIGSTOP)
     stopped_at = time.time()
     try:
