@@ -56,11 +56,21 @@ from burst.policy import (
     Want,
 )
 from burst.provider import PriceOverride, Provider, ProviderConfig, ProviderContext, RemovesNodes
-from burst.units import Duration, Money, MoneyField, parse_duration, parse_money
+from burst.units import (
+    MAX_CORES,
+    Duration,
+    Money,
+    MoneyField,
+    PositiveDuration,
+    Seconds,
+    parse_duration,
+    parse_money,
+)
 
 __all__ = [
     "CAMPAIGN_TAG",
     "CLUSTER_TAG",
+    "MAX_CORES",
     "OWNER_TAG",
     "AuthFailed",
     "BacklogConfig",
@@ -98,6 +108,7 @@ __all__ = [
     "Placement",
     "PolicyConfig",
     "PolicyInput",
+    "PositiveDuration",
     "PriceOverride",
     "Provider",
     "ProviderConfig",
@@ -110,6 +121,7 @@ __all__ = [
     "RealClock",
     "ReleasesNodes",
     "RemovesNodes",
+    "Seconds",
     "Shape",
     "SimClock",
     "Spend",

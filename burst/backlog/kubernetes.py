@@ -42,7 +42,7 @@ from typing import Any, Literal
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import Field
 
-from burst.api import BacklogConfig, BacklogContext, BacklogUnavailable, Bucket, Clock, Demand, Duration, Shape
+from burst.api import BacklogConfig, BacklogContext, BacklogUnavailable, Bucket, Clock, Demand, PositiveDuration, Shape
 from burst.federation.kube import (
     FEDERATED_JOB,
     JOB,
@@ -78,7 +78,7 @@ class KubernetesBacklogConfig(BacklogConfig):
     )
     node_selector: str = Field(default="", description="label selector of the on-prem nodes that give capacity")
     gpu_resource: str = Field(default="nvidia.com/gpu", description="extended resource name of a GPU")
-    timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=15), description="per request timeout")
 
     def build(self, ctx: BacklogContext) -> KubernetesBacklog:
         path = self.kubeconfig if os.path.isabs(self.kubeconfig) else os.path.join(ctx.config_dir, self.kubeconfig)

@@ -45,7 +45,7 @@ from burst.backlog.api import BacklogConfig, BacklogContext, BacklogSource
 from burst.clock import Clock
 from burst.errors import ConfigError, TraceError
 from burst.model import Bucket, Demand, Job, Shape, Trace
-from burst.units import Duration
+from burst.units import TraceOffset
 
 #: SWF memory is rounded up to a multiple of this many MB (0 stays 0): shapes stay few.
 MEMORY_QUANTUM_MB = 256
@@ -551,7 +551,7 @@ class TraceBacklogConfig(BacklogConfig):
     kind: str = "trace"
     path: str | None = Field(default=None, description="SWF or CSV trace; relative to the config file")
     speedup: float = Field(default=1.0, gt=0, description="trace seconds replayed per clock second")
-    offset: Duration = Field(default=timedelta(0), description="start the replay this far into the trace")
+    offset: TraceOffset = Field(default=timedelta(0), description="start the replay this far into the trace")
 
     def build(self, ctx: BacklogContext) -> BacklogSource:
         trace = ctx.extras.get("trace")

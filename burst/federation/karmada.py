@@ -47,11 +47,11 @@ from pydantic import Field
 from burst.api import (
     Clock,
     ClusterRecord,
-    Duration,
     FederationConfig,
     FederationContext,
     FederationError,
     JoinStatus,
+    PositiveDuration,
 )
 from burst.federation.kube import (
     NAMESPACE,
@@ -97,7 +97,7 @@ class KarmadaConfig(FederationConfig):
         default_factory=lambda: list(SYSTEM_NAMESPACES),
         description="namespaces whose pods are not work when counting what still runs in a member",
     )
-    timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=15), description="per request timeout")
 
     def build(self, ctx: FederationContext) -> KarmadaFederation:
         path = self.kubeconfig if os.path.isabs(self.kubeconfig) else os.path.join(ctx.config_dir, self.kubeconfig)

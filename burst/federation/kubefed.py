@@ -50,11 +50,11 @@ from pydantic import Field
 
 from burst.api import (
     ClusterRecord,
-    Duration,
     FederationConfig,
     FederationContext,
     FederationError,
     JoinStatus,
+    PositiveDuration,
 )
 from burst.federation.kube import (
     NAMESPACE,
@@ -97,7 +97,7 @@ class KubefedConfig(FederationConfig):
         default_factory=lambda: list(SYSTEM_NAMESPACES),
         description="namespaces whose pods are not work when counting what still runs in a member",
     )
-    timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=15), description="per request timeout")
 
     def build(self, ctx: FederationContext) -> KubefedFederation:
         path = self.host_kubeconfig

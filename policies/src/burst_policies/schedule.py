@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from burst.api import Duration, Offering, PolicyConfig, PolicyInput, Shape, Want
+from burst.api import MAX_CORES, Duration, Offering, PolicyConfig, PolicyInput, Shape, Want
 from burst.units import format_duration
 
 # --- config -----------------------------------------------------------------------------------
@@ -57,7 +57,7 @@ class ShapeConfig(BaseModel):
     """The per-node job shape a window's capacity must hold (GPU campaigns need GPU offerings)."""
 
     model_config = ConfigDict(extra="forbid")
-    cpus: int = Field(default=1, ge=1)
+    cpus: int = Field(default=1, ge=1, le=MAX_CORES)
     memory_mb: int = Field(default=0, ge=0)
     gpus: int = Field(default=0, ge=0)
 
@@ -76,7 +76,7 @@ class SchedulePolicyConfig(PolicyConfig):
     end: When | None = Field(default=None, description="last day (inclusive) or end instant (exclusive), UTC")
     cron: str | None = Field(default=None, description="crontab expression (UTC) at which a recurring window opens")
     duration: Duration | None = Field(default=None, description="length of each cron window")
-    cores: int | None = Field(default=None, ge=1, description="burst cores wanted during the window")
+    cores: int | None = Field(default=None, ge=1, le=MAX_CORES, description="burst cores wanted during the window")
     clusters: int | None = Field(default=None, ge=1, description="or: this many clusters of `nodes` nodes")
     nodes: int | None = Field(default=None, ge=1, description="nodes per cluster when `clusters` is given")
     prefer: list[str] = Field(default_factory=list, description="providers to use first, in order")
