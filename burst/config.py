@@ -302,19 +302,23 @@ class _Loader(yaml.SafeLoader):
 
 
 def _compose(text: str, path: str) -> tuple[yaml.Node | None, Any]:
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader refuses control characters here already
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = getattr(err, "problem", None) or str(err)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        if isinstance(err, yaml.reader.ReaderError):
+            problem = f"character #x{err.character:04x} at offset {err.position} is not allowed in YAML"
         raise ConfigError(f"not valid YAML: {problem}", where) from None
     except RecursionError:
         raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", path) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return root, data
 
 
