@@ -59,4 +59,4 @@ def test_json_ads_become_buckets_and_capacity_or_a_malformed_ad_error(text: str)
             assert isinstance(err, condor.MalformedAdError) and "\n" not in str(err), str(err)
             return
     assert all(0 < b.shape.cpus <= MAX_CORES and b.count >= 0 and math.isfinite(b.oldest_wait_s) for b in buckets)
-    assert 0 <= running and 0 <= cap.free_cores and 0 <= cap.cores
+    assert running >= 0 and cap.free_cores >= 0 and cap.cores >= 0

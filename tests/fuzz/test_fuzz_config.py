@@ -29,8 +29,9 @@ BASE: dict[str, Any] = {
     "federation": {"kind": "local", "join_latency": "3m"},
     "providers": {
         "sim": {"kind": "local", "cloud": "aws", "delete_latency": "2s", "latency_scale": 0.5, "max_nodes": 100},
-        "eks": {"kind": "aws", "region": "eu-west-1", "instance_types": ["m5.2xlarge"], "subnets": ["subnet-1", "subnet-2"],
-                "cluster_role_arn": "arn:aws:iam::123456789012:role/c", "node_role_arn": "arn:aws:iam::123456789012:role/n"},
+        "eks": {"kind": "aws", "region": "eu-west-1", "instance_types": ["m5.2xlarge"],
+                "subnets": ["subnet-1", "subnet-2"], "cluster_role_arn": "arn:aws:iam::123456789012:role/c",
+                "node_role_arn": "arn:aws:iam::123456789012:role/n"},
     },
     "policies": [
         {"kind": "backlog", "for": "5m", "max_cores": 1000},
@@ -176,12 +177,12 @@ def test_the_cases_of_the_issue_are_named_precisely(tmp_path: Path) -> None:
         base + "reconciler: {tick: 99999999999999d}\n": "fuzz.yaml:4: reconciler.tick: a duration is at most 366d",
         base + "simulation: {tick: 0s}\n": "fuzz.yaml:4: simulation.tick: must be longer than 0s",
         base.replace("local}", "local, latency_scale: .inf}"): "fuzz.yaml:3: providers.a.latency_scale: inf is not",
-        "onprem: {cores: 8}\nonprem: {cores: 9}\n": "fuzz.yaml:2: not valid YAML: duplicate key 'onprem' (first on line 1)",
+        "onprem: {cores: 8}\nonprem: {cores: 9}\n": "fuzz.yaml:2: not valid YAML: duplicate key 'onprem' (first on",
         base.replace("local}", "aws, regoin: x}"): "providers.a.regoin: unknown key 'regoin' — did you mean 'region'?",
         base + "installation: Bad\n": "installation: String should match pattern '^[a-z][a-z0-9-]{0,19}$'",
         base + "x: " + "[" * 50000 + "]" * 50000 + "\n": "fuzz.yaml:4: not valid YAML: nested deeper than 64 levels",
         base + "onprem: {cores: 99999999999999999999}\n": "duplicate key",
-        "onprem: {cores: 99999999999999999999}\nproviders: {a: {kind: local}}\n": "onprem.cores: 99999999999999999999 is out",
+        "onprem: {cores: 99999999999999999999}\nproviders: {a: {kind: local}}\n": "onprem.cores: 9999999999999999",
         base + "leader_election: {kubeconfig: k, lease_duration: 30s}\n": "lease_duration: 30s is shorter than two",
     }  # fmt: skip
     for text, expected in cases.items():

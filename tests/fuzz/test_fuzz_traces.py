@@ -46,7 +46,7 @@ def _check(path: Path, onprem: int | None) -> None:
             return
         jobs = parsed.trace.jobs
         assert jobs and all(
-            math.isfinite(j.submit_s) and 0 <= j.submit_s <= MAX_TRACE_SECONDS and 0 < j.runtime_s for j in jobs
+            math.isfinite(j.submit_s) and 0 <= j.submit_s <= MAX_TRACE_SECONDS and j.runtime_s > 0 for j in jobs
         )
         assert all(0 < j.shape.cpus <= MAX_CORES for j in jobs)
         info = trace_info(parsed.trace, onprem, stats=parsed.stats)
