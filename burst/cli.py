@@ -621,21 +621,30 @@ _register_optional()
 
 
 def main() -> None:
-    """The ``burst`` entry point: a wrong option is one ``error:`` line too, not a usage panel."""
+    """The ``burst`` entry point."""
+    raise SystemExit(run_command(typer.main.get_command(app), sys.argv[1:]))
+
+
+def run_command(command: Any, argv: list[str]) -> int:
+    """Run the CLI's click ``command`` on ``argv``; returns the exit code.
+
+    A wrong option or an unknown command is one ``error:`` line too, not typer's usage panel.
+    (Separate from :func:`main` so the fuzz tests build the command once and call this 1 000 times.)
+    """
     try:
-        code = app(standalone_mode=False)
+        code = command.main(args=argv, prog_name="burst", standalone_mode=False)
     except NoArgsIsHelpError as e:  # `burst` or `burst config` alone: the help, as typer prints it
         e.show()
-        raise SystemExit(2) from None
+        return 2
     except typer.TyperException as e:  # a bad option or argument value, an unknown command
         print_error(err, e.format_message(), "see --help")
-        raise SystemExit(e.exit_code) from None
+        return e.exit_code
     except typer.Abort:  # ^C or ^D at a confirmation prompt
-        raise SystemExit(1) from None
+        return 1
     except BurstError as e:  # pragma: no cover - commands already guard; last line of defence
         print_error(err, str(e))
-        raise SystemExit(2) from None
-    raise SystemExit(code if isinstance(code, int) else 0)
+        return 2
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

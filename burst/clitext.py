@@ -17,9 +17,15 @@ def console(*, stderr: bool = False, width: int | None = None) -> Console:
     return Console(stderr=stderr, markup=False, highlight=False, width=width)
 
 
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters escaped: an error stays one line
+    (a file name may hold a newline; a log line must not be forged from data)."""
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in message)
+
+
 def error_text(message: str, hint: str = "") -> Text:
-    """``error: <message>  (<hint>)``, the message taken literally."""
-    text = Text.assemble(("error:", "bold red"), " ", message)
+    """``error: <message>  (<hint>)``, the message taken literally, on one line."""
+    text = Text.assemble(("error:", "bold red"), " ", one_line(message))
     if hint:
         text.append(f"  ({hint})", style="dim")
     return text
