@@ -1,6 +1,7 @@
 """burst's public API for plugins.  Providers, federations, backlog sources and policies import
 from here (or the modules it names) and never from burst's internals."""
 
+from burst.answers import MalformedAnswer, guard_answers
 from burst.backlog.api import BacklogConfig, BacklogContext, BacklogSource
 from burst.clock import Clock, RealClock, SimClock
 from burst.errors import (
@@ -101,6 +102,7 @@ __all__ = [
     "LatencyModel",
     "LimitPolicy",
     "Limited",
+    "MalformedAnswer",
     "Money",
     "MoneyField",
     "NotFound",
@@ -129,6 +131,7 @@ __all__ = [
     "Throttled",
     "Want",
     "b64",
+    "guard_answers",
     "is_fallback",
     "parse_duration",
     "parse_money",

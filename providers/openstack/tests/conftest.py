@@ -164,7 +164,9 @@ class MagnumFake(KeystoneFake):
         index = c["_index"][role]
         c["_index"][role] += 1
         self._subnet += 1
-        return self.add_server(f"{c['_stack']}-{role}-{index}", f"127.10.{self._subnet // 250}.{self._subnet % 250 + 4}")
+        return self.add_server(
+            f"{c['_stack']}-{role}-{index}", f"127.10.{self._subnet // 250}.{self._subnet % 250 + 4}"
+        )
 
     def _ip(self, sid: str) -> str:
         return str(self.servers[sid]["addresses"]["private"][0]["addr"])

@@ -56,6 +56,7 @@ from burst.api import (
     RemovesNodes,
     Seconds,
     Throttled,
+    guard_answers,
     render_kubeconfig,
 )
 
@@ -349,6 +350,7 @@ def _nodegroup_failure(action: str, nodegroup: _Json) -> ProviderError:
     return ProvisioningFailed(text)
 
 
+@guard_answers
 class AwsProvider:
     """One AWS account in one region: EKS clusters with one managed node group each.
 

@@ -59,6 +59,7 @@ from burst.api import (
     Quota,
     QuotaExceeded,
     Throttled,
+    guard_answers,
     render_kubeconfig,
 )
 
@@ -281,6 +282,7 @@ class GceProviderConfig(ProviderConfig):
 
 
 # ---- the provider ------------------------------------------------------------------------------------
+@guard_answers
 class GceProvider:
     """burst's Provider for one GKE project and location (see burst/provider.py for the contract).
 
