@@ -42,7 +42,17 @@ from typing import Any, Literal
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import Field
 
-from burst.api import BacklogConfig, BacklogContext, BacklogUnavailable, Bucket, Clock, Demand, PositiveDuration, Shape
+from burst.api import (
+    MAX_CORES,
+    BacklogConfig,
+    BacklogContext,
+    BacklogUnavailable,
+    Bucket,
+    Clock,
+    Demand,
+    PositiveDuration,
+    Shape,
+)
 from burst.federation.kube import (
     FEDERATED_JOB,
     JOB,
@@ -98,6 +108,10 @@ class Request:
         return Shape(cpus=cpus, memory_mb=math.ceil(self.memory / MIB), gpus=math.ceil(self.gpus))
 
 
+#: Past these a pod's request is not a pod's (and would overflow sums stored as 64-bit integers).
+_MOST = {"cpu": Decimal(MAX_CORES), "memory": Decimal(2**50), "gpus": Decimal(100_000)}
+
+
 def _quantity(value: object) -> Decimal:
     return Decimal(parse_quantity(value)) if value not in (None, "") else Decimal(0)  # type: ignore[no-untyped-call]
 
@@ -121,6 +135,9 @@ def pod_request(spec: JSON, gpu_resource: str = "nvidia.com/gpu") -> Request:
     overhead = spec.get("overhead") or {}
     for k, r in names.items():
         total[k] += _quantity(overhead.get(r))
+    for k, most in _MOST.items():
+        if not total[k].is_finite() or total[k] > most:  # a typo or garbage, not a pod: no node has this
+            raise ValueError(f"{k} request {total[k]} is more than any node has")
     return Request(cpu=total["cpu"], memory=total["memory"], gpus=total["gpus"])
 
 
