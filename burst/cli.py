@@ -108,8 +108,23 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[float, float],
 def config_validate(
     path: Annotated[Path, typer.Argument(help="burst YAML config")], output: OutputOpt = Output.table
 ) -> None:
-    """Check a config: types, unknown keys, plugin sections. Errors name file, line and field."""
-    cfg = guarded(lambda: config_mod.load(path))
+    """Check a config: types, unknown keys, plugin sections, and the checks across sections
+    (currency vs the offerings' prices, lease vs tick). Errors name file, line and field."""
+
+    def go() -> Any:
+        from burst.clock import RealClock
+        from burst.engine import build_providers, collect_offerings
+
+        cfg = config_mod.load(path)  # includes check_lease_vs_tick
+        try:
+            providers = build_providers(cfg, RealClock())
+        except ProviderError as e:  # no credentials on this machine: the file itself may be fine
+            err.print(Text.assemble(("warning:", "yellow"), f" prices not checked against currency: {e}"))
+        else:
+            collect_offerings(cfg, providers)
+        return cfg
+
+    cfg = guarded(go)
     if output is Output.json:
         print_json(
             {
