@@ -148,3 +148,20 @@ def test_each_entry_prints_one_error_line_and_exits_non_zero(tmp_path: Path, ent
         assert f"{trace}:1: field 2 (submit time) is 1e999" in lines[0]
     else:
         assert f"{cfg}: not UTF-8 text (byte 0xe9 at offset 24)" in lines[0]
+
+
+def test_config_validate_runs_the_checks_across_sections(tmp_path: Path, command: Any) -> None:
+    """Currency vs the offerings' prices, and lease vs tick: found by `config validate`, not at run time."""
+    base = "onprem: {cores: 8}\nproviders:\n  a: {kind: local, cloud: tsystems}\n"
+    cases = {
+        "currency: USD\n" + base: "currency: offerings are priced in EUR but the config's currency is USD",
+        base + "reconciler: {tick: 1m}\nleader_election: {kubeconfig: k, lease_duration: 90s}\n": (
+            "leader_election.lease_duration: 1m30s is shorter than two reconciler ticks (1m each)"
+        ),
+    }
+    for i, (text, expected) in enumerate(cases.items()):
+        (tmp_path / f"{i}.yaml").write_text(text)
+        code, stderr = _run_in_process(command, ["config", "validate", str(tmp_path / f"{i}.yaml")])
+        assert code == 2 and expected in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    (tmp_path / "ok.yaml").write_text(base + "leader_election: {kubeconfig: k, lease_duration: 2m}\n")
+    assert _run_in_process(command, ["config", "validate", str(tmp_path / "ok.yaml")]) == (0, "")
