@@ -163,5 +163,8 @@ def test_config_validate_runs_the_checks_across_sections(tmp_path: Path, command
         (tmp_path / f"{i}.yaml").write_text(text)
         code, stderr = _run_in_process(command, ["config", "validate", str(tmp_path / f"{i}.yaml")])
         assert code == 2 and expected in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    (tmp_path / "pattern.yaml").write_text(base + "installation: Bad\n")  # rich once mangled the pattern
+    code, stderr = _run_in_process(command, ["config", "validate", str(tmp_path / "pattern.yaml")])
+    assert code == 2 and "installation: String should match pattern '^[a-z][a-z0-9-]{0,19}$'" in stderr
     (tmp_path / "ok.yaml").write_text(base + "leader_election: {kubeconfig: k, lease_duration: 2m}\n")
     assert _run_in_process(command, ["config", "validate", str(tmp_path / "ok.yaml")]) == (0, "")
