@@ -21,7 +21,7 @@ from burst import config as config_mod
 from burst.clitext import console, print_error, styled
 from burst.errors import BurstError
 from burst.logs import quiet_logs
-from burst.units import parse_duration
+from burst.units import MAX_CORES, parse_duration
 
 
 class BenchOutput(StrEnum):
@@ -38,7 +38,7 @@ def bench(
     output: Annotated[
         BenchOutput, typer.Option("--output", "-o", help="table for people, json for scripts")
     ] = BenchOutput.table,
-    onprem_cores: Annotated[int | None, typer.Option(min=0, help="override onprem.cores")] = None,
+    onprem_cores: Annotated[int | None, typer.Option(min=0, max=MAX_CORES, help="override onprem.cores")] = None,
     strategies: Annotated[str, typer.Option(help="comma-separated strategies to run, in order")] = _DEFAULT_STRATEGIES,
     wait_target: Annotated[str, typer.Option(help="wait every job meets in the lower bound")] = "1h",
 ) -> None:

@@ -22,7 +22,7 @@ from burst import config as config_mod
 from burst.clitext import console, print_error, styled
 from burst.errors import BurstError, ProviderError
 from burst.logs import quiet_logs
-from burst.units import format_duration
+from burst.units import MAX_CORES, format_duration
 
 app = typer.Typer(
     name="burst",
@@ -160,7 +160,7 @@ def config_schema() -> None:
 def trace_info(
     path: Annotated[Path, typer.Argument(help="SWF (.swf, .swf.gz) or CSV trace")],
     onprem_cores: Annotated[
-        int | None, typer.Option(min=0, help="also model the peak pending demand on this many cores")
+        int | None, typer.Option(min=0, max=MAX_CORES, help="also model the peak pending demand on this many cores")
     ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
@@ -182,7 +182,7 @@ def simulate(
     trace: Annotated[Path, typer.Argument(help="job trace to replay (SWF or CSV)")],
     config: ConfigOpt,
     output: OutputOpt = Output.table,
-    onprem_cores: Annotated[int | None, typer.Option(min=0, help="override onprem.cores")] = None,
+    onprem_cores: Annotated[int | None, typer.Option(min=0, max=MAX_CORES, help="override onprem.cores")] = None,
     state: Annotated[str, typer.Option(help="store URL for the simulated season (default: in memory)")] = "sqlite://",
     report: Annotated[Path | None, typer.Option(help="also write an HTML report of the season")] = None,
 ) -> None:
