@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -90,8 +91,6 @@ def _paths(doc: Any) -> Any:
 
 def _corrupt_text(body: bytes, pick: int, value: int) -> bytes:
     """Replace the ``pick``-th run of digits (or the body's middle) by a hostile value's text."""
-    import re
-
     runs = list(re.finditer(rb"\d+", body))
     hostile = str(HOSTILE_VALUES[value % len(HOSTILE_VALUES)]).encode("utf-8", "surrogateescape")
     if not runs:
