@@ -1,6 +1,7 @@
 """burst's public API for plugins.  Providers, federations, backlog sources and policies import
 from here (or the modules it names) and never from burst's internals."""
 
+from burst.answers import MalformedAnswer, guard_answers
 from burst.backlog.api import BacklogConfig, BacklogContext, BacklogSource
 from burst.clock import Clock, RealClock, SimClock
 from burst.errors import (
@@ -70,12 +71,22 @@ from burst.policy import (
 )
 from burst.provider import PriceOverride, Provider, ProviderConfig, ProviderContext, RemovesNodes
 from burst.steering import MemberWeight
-from burst.units import Duration, Money, MoneyField, parse_duration, parse_money
+from burst.units import (
+    MAX_CORES,
+    Duration,
+    Money,
+    MoneyField,
+    PositiveDuration,
+    Seconds,
+    parse_duration,
+    parse_money,
+)
 
 __all__ = [
     "CAMPAIGN_TAG",
     "CLUSTER_TAG",
     "JSON",
+    "MAX_CORES",
     "OWNER_TAG",
     "STORE_TAG",
     "AuthFailed",
@@ -109,6 +120,7 @@ __all__ = [
     "LearnsFromSamples",
     "LimitPolicy",
     "Limited",
+    "MalformedAnswer",
     "MemberWeight",
     "Money",
     "MoneyField",
@@ -117,6 +129,7 @@ __all__ = [
     "Placement",
     "PolicyConfig",
     "PolicyInput",
+    "PositiveDuration",
     "PriceOverride",
     "Provider",
     "ProviderConfig",
@@ -130,6 +143,7 @@ __all__ = [
     "ReleasesNodes",
     "RemovesNodes",
     "Sample",
+    "Seconds",
     "Shape",
     "SimClock",
     "Spend",
@@ -141,6 +155,7 @@ __all__ = [
     "Want",
     "b64",
     "check_version",
+    "guard_answers",
     "is_fallback",
     "parse_duration",
     "parse_money",

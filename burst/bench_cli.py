@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from burst import config as config_mod
+from burst.clitext import console, print_error, styled
 from burst.errors import BurstError
 from burst.logs import quiet_logs
-from burst.units import parse_duration
+from burst.units import MAX_CORES, parse_duration
 
 
 class BenchOutput(StrEnum):
@@ -38,14 +38,14 @@ def bench(
     output: Annotated[
         BenchOutput, typer.Option("--output", "-o", help="table for people, json for scripts")
     ] = BenchOutput.table,
-    onprem_cores: Annotated[int | None, typer.Option(min=0, help="override onprem.cores")] = None,
+    onprem_cores: Annotated[int | None, typer.Option(min=0, max=MAX_CORES, help="override onprem.cores")] = None,
     strategies: Annotated[str, typer.Option(help="comma-separated strategies to run, in order")] = _DEFAULT_STRATEGIES,
     wait_target: Annotated[str, typer.Option(help="wait every job meets in the lower bound")] = "1h",
 ) -> None:
     """Simulate burst and its baselines side by side on each trace; spend vs the lower bound."""
     from burst.bench import HEADER, render_json, row_cells, run_bench
 
-    err = Console(stderr=True)
+    err = console(stderr=True)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     try:
         target: timedelta = parse_duration(wait_target)
@@ -57,10 +57,10 @@ def bench(
                 onprem_cores,
                 names,
                 wait_target=target,
-                progress=(lambda m: err.print(f"[dim]simulating {m}[/]", highlight=False)) if err.is_terminal else None,
+                progress=(lambda m: err.print(styled(f"simulating {m}", "dim"))) if err.is_terminal else None,
             )
     except (BurstError, ValueError) as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        print_error(err, str(e))
         raise typer.Exit(2) from None
     if output is BenchOutput.json:
         sys.stdout.write(json.dumps(render_json(rows), indent=2) + "\n")
@@ -72,4 +72,4 @@ def bench(
     for r in rows:
         t.add_row(*row_cells(r))
     # Piped output has no terminal width: keep each row on one line rather than wrap at 80.
-    Console(width=None if sys.stdout.isatty() else 160).print(t)
+    console(width=None if sys.stdout.isatty() else 160).print(t)

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from typer._click.exceptions import NoArgsIsHelpError
 
 from burst import config as config_mod
+from burst.clitext import console, print_error, styled
 from burst.errors import BurstError, ProviderError
 from burst.logs import quiet_logs
-from burst.units import format_duration
+from burst.units import MAX_CORES, format_duration
 
 app = typer.Typer(
     name="burst",
@@ -61,8 +63,8 @@ trace_app = typer.Typer(help="Inspect job traces (SWF or CSV).", no_args_is_help
 app.add_typer(config_app, name="config")
 app.add_typer(trace_app, name="trace")
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 
 class Output(StrEnum):
@@ -77,9 +79,7 @@ T = TypeVar("T")
 
 
 def fail(message: str, hint: str = "") -> typer.Exit:
-    err.print(
-        f"[bold red]error:[/] {message}" + (f"  [dim]({hint})[/]" if hint else ""), highlight=False, soft_wrap=True
-    )
+    print_error(err, message, hint)
     return typer.Exit(2)
 
 
@@ -105,7 +105,7 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[float, float],
         yield None
         return
     with Progress(
-        TextColumn(label),
+        TextColumn(label, markup=False),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
@@ -127,8 +127,23 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[float, float],
 def config_validate(
     path: Annotated[Path, typer.Argument(help="burst YAML config")], output: OutputOpt = Output.table
 ) -> None:
-    """Check a config: types, unknown keys, plugin sections. Errors name file, line and field."""
-    cfg = guarded(lambda: config_mod.load(path))
+    """Check a config: types, unknown keys, plugin sections, and the checks across sections
+    (currency vs the offerings' prices, lease vs tick). Errors name file, line and field."""
+
+    def go() -> Any:
+        from burst.clock import RealClock
+        from burst.engine import build_providers, collect_offerings
+
+        cfg = config_mod.load(path)  # includes check_lease_vs_tick
+        try:
+            providers = build_providers(cfg, RealClock())
+        except ProviderError as e:  # no credentials on this machine: the file itself may be fine
+            err.print(Text.assemble(("warning:", "yellow"), f" prices not checked against currency: {e}"))
+        else:
+            collect_offerings(cfg, providers)
+        return cfg
+
+    cfg = guarded(go)
     if output is Output.json:
         print_json(
             {
@@ -143,8 +158,11 @@ def config_validate(
         )
         return
     out.print(
-        f"[green]ok[/]: {path} — {len(cfg.providers)} provider(s), {len(cfg.policies)} policy(ies), "
-        f"backlog {cfg.backlog.kind}, federation {cfg.federation.kind}"
+        Text.assemble(
+            ("ok", "green"),
+            f": {path} — {len(cfg.providers)} provider(s), {len(cfg.policies)} policy(ies), "
+            f"backlog {cfg.backlog.kind}, federation {cfg.federation.kind}",
+        )
     )
 
 
@@ -161,7 +179,7 @@ def config_schema() -> None:
 def trace_info(
     path: Annotated[Path, typer.Argument(help="SWF (.swf, .swf.gz) or CSV trace")],
     onprem_cores: Annotated[
-        int | None, typer.Option(min=0, help="also model the peak pending demand on this many cores")
+        int | None, typer.Option(min=0, max=MAX_CORES, help="also model the peak pending demand on this many cores")
     ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
@@ -183,7 +201,7 @@ def simulate(
     trace: Annotated[Path, typer.Argument(help="job trace to replay (SWF or CSV)")],
     config: ConfigOpt,
     output: OutputOpt = Output.table,
-    onprem_cores: Annotated[int | None, typer.Option(min=0, help="override onprem.cores")] = None,
+    onprem_cores: Annotated[int | None, typer.Option(min=0, max=MAX_CORES, help="override onprem.cores")] = None,
     state: Annotated[str, typer.Option(help="store URL for the simulated season (default: in memory)")] = "sqlite://",
     report: Annotated[Path | None, typer.Option(help="also write an HTML report of the season")] = None,
 ) -> None:
@@ -229,10 +247,10 @@ def simulate(
         f"{s.clusters_created}" + (f" ({s.clusters_stuck_deleted} stuck, deleted)" if s.clusters_stuck_deleted else ""),
     )
     t.add_row("peak burst cores", f"{s.peak_burst_cores:,}")
-    t.add_row("clusters left running", f"[{'green' if s.leaked_clusters == 0 else 'red'}]{s.leaked_clusters}[/]")
-    t.add_row("jobs killed", f"[{'green' if s.killed_jobs == 0 else 'red'}]{s.killed_jobs}[/]")
+    t.add_row("clusters left running", styled(str(s.leaked_clusters), "green" if s.leaked_clusters == 0 else "red"))
+    t.add_row("jobs killed", styled(str(s.killed_jobs), "green" if s.killed_jobs == 0 else "red"))
     if s.budget_killed_jobs:
-        t.add_row("jobs killed by the budget's hard stop (opt-in)", f"[yellow]{s.budget_killed_jobs}[/]")
+        t.add_row("jobs killed by the budget's hard stop (opt-in)", styled(str(s.budget_killed_jobs), "yellow"))
     t.add_row("simulated", f"{format_duration(s.sim_seconds)} in {s.wall_seconds:.1f}s wall ({s.ticks:,} ticks)")
     out.print(t)
     if report is not None:
@@ -302,9 +320,11 @@ def plan(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
         )
         return
     out.print(
-        f"demand: {inp.demand.pending_cores:,} cores pending ({inp.demand.pending_jobs:,} jobs), "
-        f"{inp.demand.running_cores:,} running, on-prem {inp.demand.onprem_cores:,} cores"
-        + (" [yellow](stale)[/]" if inp.demand.stale else "")
+        Text.assemble(
+            f"demand: {inp.demand.pending_cores:,} cores pending ({inp.demand.pending_jobs:,} jobs), "
+            f"{inp.demand.running_cores:,} running, on-prem {inp.demand.onprem_cores:,} cores",
+            (" (stale)" if inp.demand.stale else "", "yellow"),
+        )
     )
     for w in d.wants:
         out.print(f"  want {w.cores:,} cores — {w.reason}")
@@ -376,7 +396,7 @@ def apply(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
     for tr in data["transitions"]:
         out.print(f"  {tr['cluster']}: {tr['from']} → {tr['to']}")
     for e in data["errors"]:
-        err.print(f"  [red]{e['cluster']}: {e['type']}: {e['message']}[/]")
+        err.print(styled(f"  {e['cluster']}: {e['type']}: {e['message']}", "red"))
     if not any(data.values()):
         out.print("Nothing to do.")
 
@@ -470,7 +490,7 @@ def providers(config: ConfigOpt, output: OutputOpt = Output.table) -> None:
             try:
                 q = prov.quota()
             except ProviderError as e:  # one unreachable cloud must not hide the others' offerings
-                err.print(f"[yellow]warning:[/] quota of {name} unknown: {e}")
+                err.print(Text.assemble(("warning:", "yellow"), f" quota of {name} unknown: {e}"))
                 q = None
             rows.extend(_offering_row(o, q) for o in prov.offerings())
         return rows
@@ -546,7 +566,8 @@ class LogFormat(StrEnum):
 def run(
     config: ConfigOpt,
     metrics_port: Annotated[
-        int | None, typer.Option(help="serve /metrics and the status page on this port (0 = any free port)")
+        int | None,
+        typer.Option(min=0, max=65535, help="serve /metrics and the status page on this port (0 = any free port)"),
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="address for the status page")] = "127.0.0.1",
     log_format: Annotated[LogFormat, typer.Option(help="text for people, json for log collectors")] = LogFormat.text,
@@ -663,11 +684,30 @@ _register_optional()
 
 
 def main() -> None:
+    """The ``burst`` entry point."""
+    raise SystemExit(run_command(typer.main.get_command(app), sys.argv[1:]))
+
+
+def run_command(command: Any, argv: list[str]) -> int:
+    """Run the CLI's click ``command`` on ``argv``; returns the exit code.
+
+    A wrong option or an unknown command is one ``error:`` line too, not typer's usage panel.
+    (Separate from :func:`main` so the fuzz tests build the command once and call this 1 000 times.)
+    """
     try:
-        app()
+        code = command.main(args=argv, prog_name="burst", standalone_mode=False)
+    except NoArgsIsHelpError as e:  # `burst` or `burst config` alone: the help, as typer prints it
+        e.show()
+        return 2
+    except typer.TyperException as e:  # a bad option or argument value, an unknown command
+        print_error(err, e.format_message(), "see --help")
+        return e.exit_code
+    except typer.Abort:  # ^C or ^D at a confirmation prompt
+        return 1
     except BurstError as e:  # pragma: no cover - commands already guard; last line of defence
-        err.print(f"[bold red]error:[/] {e}")
-        raise SystemExit(2) from None
+        print_error(err, str(e))
+        return 2
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -280,20 +280,33 @@ def parse_json_ads(text: str, *, source: str = "<json>") -> list[classad2.ClassA
         items = json.loads(text)
     except json.JSONDecodeError as err:
         raise MalformedAdError(f"{source}: not JSON: {err}") from err
+    except RecursionError:
+        raise MalformedAdError(f"{source}: not JSON a ClassAd can be: nested too deeply") from None
     if not isinstance(items, list):
         raise MalformedAdError(f"{source}: expected a JSON array of ClassAds")
     return [json_ad(item, where=f"{source}[{i}]") for i, item in enumerate(items)]
+
+
+#: What HTCondor writes as an attribute name in JSON output.
+_ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,255}")
 
 
 def json_ad(item: object, *, where: str) -> classad2.ClassAd:
     """One ClassAd from one decoded JSON object (see :func:`parse_json_ads`)."""
     if not isinstance(item, dict) or not item:
         raise MalformedAdError(f"{where}: a ClassAd must be a non-empty JSON object")
+    bad = next((k for k in item if not isinstance(k, str) or not _ATTR_NAME.fullmatch(k)), None)
+    if bad is not None:  # condor_q never writes one; classad2 mis-parses some (KeyError, SystemError)
+        raise MalformedAdError(f"{where}: {str(bad)[:40]!r} is not a ClassAd attribute name")
+    try:
+        json.dumps(item, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (``"\\udcff"``): the ClassAd parser fails inside C on it
+        raise MalformedAdError(f"{where}: not valid Unicode (a lone surrogate)") from None
     text = json.dumps(item).replace('"/Expr(', '"\\/Expr(').replace(')/"', ')\\/"')
     try:
         ad = classad2.parseOne(text, classad2.ParserType.JSON)
     except (ValueError, classad2.ClassAdException) as err:
-        raise MalformedAdError(f"{where}: not a ClassAd: {err}") from err
+        raise MalformedAdError(f"{where}: not a ClassAd: {' '.join(str(err).split())}") from err
     missing = [k for k in item if k not in ad]
     if missing:
         raise MalformedAdError(

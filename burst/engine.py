@@ -100,6 +100,26 @@ def build_providers(
     }
 
 
+def collect_offerings(cfg: Config, providers: Mapping[str, Provider]) -> list[Offering]:
+    """Every provider's offerings, all priced in the config's currency (else a ConfigError).
+
+    ``burst config validate`` runs it too, so a currency mismatch is found before the daemon starts.
+    """
+    offs: list[Offering] = []
+    for p in providers.values():
+        offs.extend(p.offerings())
+    currencies = {o.currency for o in offs if o.price_per_hour > 0 or o.control_plane_per_hour > 0}
+    want = cfg.file.currency
+    wrong = sorted(currencies - {want})
+    if wrong:
+        raise ConfigError(
+            f"currency: offerings are priced in {', '.join(wrong)} but the config's currency is "
+            f"{want}; set prices in {want} with `prices:` or change `currency`",
+            cfg.path,
+        )
+    return offs
+
+
 @dataclass
 class TickResult:
     at: datetime
@@ -192,19 +212,7 @@ class Engine:
         return cls(cfg, clock, store, providers, federation, backlog, stack or build_stack(cfg), remember=remember)
 
     def _collect_offerings(self) -> list[Offering]:
-        offs: list[Offering] = []
-        for p in self.providers.values():
-            offs.extend(p.offerings())
-        currencies = {o.currency for o in offs if o.price_per_hour > 0 or o.control_plane_per_hour > 0}
-        want = self.cfg.file.currency
-        wrong = sorted(currencies - {want})
-        if wrong:
-            raise ConfigError(
-                f"currency: offerings are priced in {', '.join(wrong)} but the config's currency is "
-                f"{want}; set prices in {want} with `prices:` or change `currency`",
-                self.cfg.path,
-            )
-        return offs
+        return collect_offerings(self.cfg, self.providers)
 
     @property
     def offerings(self) -> list[Offering]:

@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from burst.clock import Clock
 from burst.model import CloudCluster, ClusterSpec, Offering, Quota
 
+#: No provider section asks for more nodes or clusters than this (a typo, not a fleet).
+MAX_NODES = 1_000_000
+
 
 @runtime_checkable
 class Provider(Protocol):
@@ -122,14 +125,15 @@ class ProviderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: str
-    max_nodes: int = Field(default=1000, ge=0, description="most nodes across this provider's clusters")
+    max_nodes: int = Field(default=1000, ge=0, le=MAX_NODES, description="most nodes across this provider's clusters")
     min_nodes: int = Field(
         default=0,
         ge=0,
+        le=MAX_NODES,
         description="keep at least this many nodes here whatever the backlog (a warm pool), within budget",
     )
-    max_clusters: int = Field(default=20, ge=0)
-    nodes_per_cluster: int = Field(default=50, ge=1, description="nodes in one burst cluster")
+    max_clusters: int = Field(default=20, ge=0, le=MAX_NODES)
+    nodes_per_cluster: int = Field(default=50, ge=1, le=MAX_NODES, description="nodes in one burst cluster")
     priority: int = Field(default=0, description="higher is preferred when placement is 'priority'")
     prices: dict[str, PriceOverride] = Field(default_factory=dict, description="flavor → price override")
 

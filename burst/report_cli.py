@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from burst.clitext import console, print_error
 from burst.errors import BurstError
 from burst.report import ReportError
 
@@ -79,10 +80,10 @@ def run_report(
         store.close()
     if output is ReportOutput.table:
         if out is None:
-            Console().print(render_table(rep))
+            console().print(render_table(rep))
             return ""
         buf = io.StringIO()
-        Console(file=buf, width=140, no_color=True).print(render_table(rep))
+        Console(file=buf, width=140, no_color=True, markup=False).print(render_table(rep))
         text = buf.getvalue()
     elif output is ReportOutput.csv:
         text = to_csv(rep)
@@ -113,7 +114,7 @@ def report(
     try:
         run_report(config, from_, to, by, output, out)
     except BurstError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        print_error(console(stderr=True), str(err))
         raise typer.Exit(2) from None
     if out is not None:
-        Console(stderr=True).print(f"report written to {out}", highlight=False)
+        console(stderr=True).print(f"report written to {out}")

@@ -30,7 +30,7 @@ import classad2
 from pydantic import Field, field_validator, model_validator
 
 from burst import condor
-from burst.api import BacklogConfig, BacklogContext, BacklogUnavailable, Bucket, Clock, Demand, Shape
+from burst.api import MAX_CORES, BacklogConfig, BacklogContext, BacklogUnavailable, Bucket, Clock, Demand, Shape
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ DEFAULT_REQUEST_CPUS = 1
 #: HTCondor's ``JOB_DEFAULT_REQUESTMEMORY`` is ``ifThenElse(MemoryUsage =!= undefined,
 #: MemoryUsage, 128)``: 128 MB for a job that never ran.
 DEFAULT_REQUEST_MEMORY_MB = 128
+#: Past this a number in an ad is malformed, not large: sums of them must fit SQLite's integers.
+MAX_AD_NUMBER = 10**12
 #: Excludes burst's own startds (they carry ``BurstCluster``) from on-prem capacity.
 NOT_BURST = "BurstCluster =?= undefined"
 
@@ -150,9 +152,17 @@ def _number(ad: classad2.ClassAd, attr: str, default: int, *, where: str) -> int
         or not isinstance(value, int | float)
         or not math.isfinite(value)
         or value < 0
+        or value > MAX_AD_NUMBER
     ):
-        raise condor.MalformedAdError(f"{where}: {attr} = {ad.lookup(attr)} is not a number ≥ 0 (got {value!r})")
+        raise condor.MalformedAdError(
+            f"{where}: {attr} = {_short(ad.lookup(attr))} is not a number from 0 to {MAX_AD_NUMBER:.0e}"
+        )
     return math.ceil(value)
+
+
+def _short(value: object) -> str:
+    text = " ".join(str(value).split())  # a nested ClassAd value prints on several lines
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def shape_of(ad: classad2.ClassAd, *, where: str, default_memory_mb: int = DEFAULT_REQUEST_MEMORY_MB) -> Shape:
@@ -160,6 +170,8 @@ def shape_of(ad: classad2.ClassAd, *, where: str, default_memory_mb: int = DEFAU
     cpus = _number(ad, "RequestCpus", DEFAULT_REQUEST_CPUS, where=where)
     memory = _number(ad, "RequestMemory", default_memory_mb, where=where)
     gpus = _number(ad, "RequestGPUs", 0, where=where)
+    if cpus > MAX_CORES:
+        raise condor.MalformedAdError(f"{where}: RequestCpus = {cpus} is more than any machine has")
     return Shape(cpus=max(cpus, 1), memory_mb=memory, gpus=gpus)
 
 

@@ -42,7 +42,17 @@ from typing import Any, Literal
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import Field
 
-from burst.api import BacklogConfig, BacklogContext, BacklogUnavailable, Bucket, Clock, Demand, Duration, Shape
+from burst.api import (
+    MAX_CORES,
+    BacklogConfig,
+    BacklogContext,
+    BacklogUnavailable,
+    Bucket,
+    Clock,
+    Demand,
+    PositiveDuration,
+    Shape,
+)
 from burst.federation.kube import (
     FEDERATED_JOB,
     JOB,
@@ -78,7 +88,7 @@ class KubernetesBacklogConfig(BacklogConfig):
     )
     node_selector: str = Field(default="", description="label selector of the on-prem nodes that give capacity")
     gpu_resource: str = Field(default="nvidia.com/gpu", description="extended resource name of a GPU")
-    timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=15), description="per request timeout")
 
     def build(self, ctx: BacklogContext) -> KubernetesBacklog:
         path = self.kubeconfig if os.path.isabs(self.kubeconfig) else os.path.join(ctx.config_dir, self.kubeconfig)
@@ -96,6 +106,10 @@ class Request:
     def shape(self) -> Shape:
         cpus = max(1, math.ceil(self.cpu))
         return Shape(cpus=cpus, memory_mb=math.ceil(self.memory / MIB), gpus=math.ceil(self.gpus))
+
+
+#: Past these a pod's request is not a pod's (and would overflow sums stored as 64-bit integers).
+_MOST = {"cpu": Decimal(MAX_CORES), "memory": Decimal(2**50), "gpus": Decimal(100_000)}
 
 
 def _quantity(value: object) -> Decimal:
@@ -121,6 +135,9 @@ def pod_request(spec: JSON, gpu_resource: str = "nvidia.com/gpu") -> Request:
     overhead = spec.get("overhead") or {}
     for k, r in names.items():
         total[k] += _quantity(overhead.get(r))
+    for k, most in _MOST.items():
+        if not total[k].is_finite() or total[k] > most:  # a typo or garbage, not a pod: no node has this
+            raise ValueError(f"{k} request {total[k]} is more than any node has")
     return Request(cpu=total["cpu"], memory=total["memory"], gpus=total["gpus"])
 
 

@@ -45,10 +45,20 @@ from burst.backlog.api import BacklogConfig, BacklogContext, BacklogSource
 from burst.clock import Clock
 from burst.errors import ConfigError, TraceError
 from burst.model import Bucket, Demand, Job, Shape, Trace
-from burst.units import Duration
+from burst.units import MAX_CORES, MAX_TRACE_OFFSET, TraceOffset
 
 #: SWF memory is rounded up to a multiple of this many MB (0 stays 0): shapes stay few.
 MEMORY_QUANTUM_MB = 256
+
+#: No submit offset, wait or run time in a trace is longer (30 years): past it a number is a typo
+#: or hostile, and every loop over the trace's span (weeks, ticks) would run for ever.
+MAX_TRACE_SECONDS = MAX_TRACE_OFFSET.total_seconds()
+#: Memory of one job, in MB (a petabyte): past it ``Shape`` sizes overflow 64-bit integers.
+MAX_JOB_MEMORY_MB = 10**9
+#: A trace starting this late would run past year 9999 (``datetime``'s end) once offsets are added.
+LAST_START_YEAR = 9000
+#: GPUs of one job.
+MAX_JOB_GPUS = 100_000
 
 #: Where submit offsets are anchored when a file names no start date.
 FIXED_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,9 +129,7 @@ def read_trace(path: str | os.PathLike[str]) -> ParsedTrace:
     fmt = _format_of(p)
     try:
         with _open_text(p) as fh:
-            if fmt == "swf":
-                return _parse_swf(p, fh)
-            return _parse_csv(p, fh)
+            parsed = _parse_swf(p, fh) if fmt == "swf" else _parse_csv(p, fh)
     except FileNotFoundError:
         raise TraceError(f"{p}: trace file not found") from None
     except gzip.BadGzipFile as err:
@@ -129,6 +137,11 @@ def read_trace(path: str | os.PathLike[str]) -> ParsedTrace:
     except (EOFError, OSError) as err:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         raise TraceError(f"{p}: cannot read trace: {reason}") from None
+    if parsed.trace.start.year >= LAST_START_YEAR:
+        # Offsets (≤ 30 years each for submit, wait and run time) added to it must stay dates.
+        year = parsed.trace.start.year
+        raise TraceError(f"{p}: the trace starts in {year}; a trace must start before {LAST_START_YEAR}")
+    return parsed
 
 
 def _format_of(path: str) -> Literal["swf", "csv"]:
@@ -196,10 +209,16 @@ def _parse_swf(path: str, lines: Iterator[str] | io.TextIOBase) -> ParsedTrace:
             req_procs = int(float(parts[7]))
             mem_kb = float(parts[9])
             used_kb = float(parts[6])
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: int(inf) of a processor count like 1e999
             raise TraceError(_swf_problem(path, lineno, parts)) from None
         if min(submit, wait, runtime, procs, req_procs, mem_kb, used_kb) < -1:
             raise TraceError(_swf_negative(path, lineno, parts))
+        if (
+            max(submit, wait, runtime) > MAX_TRACE_SECONDS
+            or max(procs, req_procs) > MAX_CORES
+            or max(mem_kb, used_kb) > MAX_JOB_MEMORY_MB * 1024
+        ):
+            raise TraceError(_swf_too_large(path, lineno, parts))
         if procs <= 0:
             procs = req_procs
         if mem_kb <= 0:
@@ -277,8 +296,21 @@ def _swf_problem(path: str, lineno: int, parts: Sequence[str]) -> str:
         try:
             float(value)
         except ValueError:
-            return f"{where}: field {i + 1} ({SWF_FIELDS[i]}) is not a number: {value!r}"
+            return f"{where}: field {i + 1} ({SWF_FIELDS[i]}) is not a number: {_clip(value)!r}"
     return f"{where}: malformed job line"
+
+
+def _swf_too_large(path: str, lineno: int, parts: Sequence[str]) -> str:
+    limits = {1: MAX_TRACE_SECONDS, 2: MAX_TRACE_SECONDS, 3: MAX_TRACE_SECONDS, 4: MAX_CORES, 7: MAX_CORES}
+    limits |= {6: MAX_JOB_MEMORY_MB * 1024, 9: MAX_JOB_MEMORY_MB * 1024}
+    for i, limit in sorted(limits.items()):
+        if float(parts[i]) > limit:
+            return f"{path}:{lineno}: field {i + 1} ({SWF_FIELDS[i]}) is {_clip(parts[i])}; at most {limit:g}"
+    return f"{path}:{lineno}: a field is out of range"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _swf_negative(path: str, lineno: int, parts: Sequence[str]) -> str:
@@ -362,13 +394,20 @@ def _parse_csv(path: str, lines: Iterator[str] | io.TextIOBase) -> ParsedTrace:
         if kind != mode:
             raise TraceError(f"{path}:{lineno}: submit mixes seconds and dates: {raw_submit!r}")
         runtime = _csv_number(path, lineno, cells, columns, "runtime")
-        cpus = _csv_int(path, lineno, cells, columns, "cpus")
-        memory = _csv_int(path, lineno, cells, columns, "memory_mb") if "memory_mb" in columns else 0
-        gpus = _csv_int(path, lineno, cells, columns, "gpus") if "gpus" in columns else 0
-        job_id = _csv_int(path, lineno, cells, columns, "job_id") if "job_id" in columns else records
+        cpus = _csv_int(path, lineno, cells, columns, "cpus", MAX_CORES)
+        memory = _csv_int(path, lineno, cells, columns, "memory_mb", MAX_JOB_MEMORY_MB) if "memory_mb" in columns else 0
+        gpus = _csv_int(path, lineno, cells, columns, "gpus", MAX_JOB_GPUS) if "gpus" in columns else 0
+        job_id = _csv_int(path, lineno, cells, columns, "job_id", 2**63 - 1) if "job_id" in columns else records
         user = cells[columns["user"]] if "user" in columns else ""
         if isinstance(submit, float) and submit < 0:
-            raise TraceError(f"{path}:{lineno}: submit is negative: {raw_submit!r}")
+            raise TraceError(f"{path}:{lineno}: submit is negative: {_clip(raw_submit)!r}")
+        if isinstance(submit, float) and not submit <= MAX_TRACE_SECONDS:  # also NaN
+            raise TraceError(
+                f"{path}:{lineno}: submit must be seconds between 0 and {MAX_TRACE_SECONDS:g}, "
+                f"not {_clip(raw_submit)!r}"
+            )
+        if runtime > MAX_TRACE_SECONDS:
+            raise TraceError(f"{path}:{lineno}: runtime is more than {MAX_TRACE_SECONDS:g} s")
         if runtime == 0 or cpus == 0:
             skipped += 1
             continue
@@ -382,6 +421,9 @@ def _parse_csv(path: str, lines: Iterator[str] | io.TextIOBase) -> ParsedTrace:
     if mode == "datetime":
         first = min(r[1] for r in rows if isinstance(r[1], datetime))
         start = anchor if anchor is not None and anchor <= first else first
+        last = max(r[1] for r in rows if isinstance(r[1], datetime))
+        if (last - start).total_seconds() > MAX_TRACE_SECONDS:
+            raise TraceError(f"{path}: the submit dates span more than {MAX_TRACE_SECONDS / 86400 / 366:.0f} years")
         jobs = [
             Job(jid, (sub - start).total_seconds() if isinstance(sub, datetime) else sub, rt, shape, user)
             for jid, sub, rt, shape, _, user in rows
@@ -418,20 +460,24 @@ def _csv_number(path: str, lineno: int, cells: list[str], columns: Mapping[str, 
     try:
         value = float(raw)
     except ValueError:
-        raise TraceError(f"{path}:{lineno}: {name} is not a number: {raw!r}") from None
+        raise TraceError(f"{path}:{lineno}: {name} is not a number: {_clip(raw)!r}") from None
     if value < 0 or not math.isfinite(value):
-        raise TraceError(f"{path}:{lineno}: {name} must be a finite number ≥ 0, not {raw!r}")
+        raise TraceError(f"{path}:{lineno}: {name} must be a finite number ≥ 0, not {_clip(raw)!r}")
     return value
 
 
-def _csv_int(path: str, lineno: int, cells: list[str], columns: Mapping[str, int], name: str) -> int:
+def _csv_int(path: str, lineno: int, cells: list[str], columns: Mapping[str, int], name: str, most: int) -> int:
     raw = cells[columns[name]]
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 30 else None  # int() of a 5000-digit cell is slow and never sane
     except ValueError:
-        raise TraceError(f"{path}:{lineno}: {name} is not a whole number: {raw!r}") from None
+        value = None
+    if value is None:
+        raise TraceError(f"{path}:{lineno}: {name} is not a whole number: {_clip(raw)!r}")
     if value < 0:
-        raise TraceError(f"{path}:{lineno}: {name} must not be negative: {raw!r}")
+        raise TraceError(f"{path}:{lineno}: {name} must not be negative: {_clip(raw)!r}")
+    if value > most:
+        raise TraceError(f"{path}:{lineno}: {name} is {raw}; at most {most}")
     return value
 
 
@@ -439,7 +485,7 @@ def _parse_iso(path: str, lineno: int, raw: str, what: str) -> datetime:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise TraceError(f"{path}:{lineno}: {what} is neither seconds nor an ISO-8601 date: {raw!r}") from None
+        raise TraceError(f"{path}:{lineno}: {what} is neither seconds nor an ISO-8601 date: {_clip(raw)!r}") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -551,7 +597,7 @@ class TraceBacklogConfig(BacklogConfig):
     kind: str = "trace"
     path: str | None = Field(default=None, description="SWF or CSV trace; relative to the config file")
     speedup: float = Field(default=1.0, gt=0, description="trace seconds replayed per clock second")
-    offset: Duration = Field(default=timedelta(0), description="start the replay this far into the trace")
+    offset: TraceOffset = Field(default=timedelta(0), description="start the replay this far into the trace")
 
     def build(self, ctx: BacklogContext) -> BacklogSource:
         trace = ctx.extras.get("trace")

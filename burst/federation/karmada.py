@@ -47,11 +47,11 @@ from pydantic import Field
 from burst.api import (
     Clock,
     ClusterRecord,
-    Duration,
     FederationConfig,
     FederationContext,
     FederationError,
     JoinStatus,
+    PositiveDuration,
 )
 from burst.federation.kube import (
     NAMESPACE,
@@ -107,7 +107,7 @@ class KarmadaConfig(FederationConfig):
         description="PropagationPolicies ('namespace/name') or ClusterPropagationPolicies ('name') whose "
         "static weights burst sets for its members (cheaper first, draining none)",
     )
-    timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=15), description="per request timeout")
 
     def build(self, ctx: FederationContext) -> KarmadaFederation:
         path = self.kubeconfig if os.path.isabs(self.kubeconfig) else os.path.join(ctx.config_dir, self.kubeconfig)

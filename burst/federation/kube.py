@@ -39,6 +39,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import new_client_from_config_dict
 from kubernetes.config.config_exception import ConfigException
 
+from burst.answers import MALFORMED
 from burst.errors import BurstError, FederationError
 from burst.lifecycle import ClusterRecord
 from burst.model import CLUSTER_TAG, OWNER_TAG
@@ -186,6 +187,9 @@ def kube_errors(action: str, error: type[BurstError], endpoint: str = "") -> Ite
         yield
     except (ApiException, KubeconfigError, BadResponse, urllib3.exceptions.HTTPError, OSError) as err:
         raise error(f"{action}: {describe(err, endpoint or 'the configured endpoint')}") from err
+    except MALFORMED as err:  # well-formed HTTP, nonsense inside: a field missing, a wrong type, a bad quantity
+        detail = " ".join(str(err).split())[:200]
+        raise error(f"{action}: the API server answered malformed data: {type(err).__name__}: {detail}") from err
 
 
 def status_of(err: BaseException) -> int:

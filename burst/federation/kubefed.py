@@ -51,11 +51,11 @@ from pydantic import Field
 
 from burst.api import (
     ClusterRecord,
-    Duration,
     FederationConfig,
     FederationContext,
     FederationError,
     JoinStatus,
+    PositiveDuration,
 )
 from burst.federation.kube import (
     NAMESPACE,
@@ -107,7 +107,7 @@ class KubefedConfig(FederationConfig):
         description="ReplicaSchedulingPreferences ('namespace/name') whose cluster weights burst sets for "
         "its members (cheaper first, draining none)",
     )
-    timeout: Duration = Field(default=timedelta(seconds=15), description="per request timeout")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=15), description="per request timeout")
 
     def build(self, ctx: FederationContext) -> KubefedFederation:
         path = self.host_kubeconfig

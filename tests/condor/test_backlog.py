@@ -111,7 +111,7 @@ def test_several_schedds_compose(connector: FakeConnector) -> None:
 def test_schedd_by_name_is_located_through_the_collector(connector: FakeConnector) -> None:
     connector.schedds["condor-a.cern.ch"] = schedd_a()
     collector = connector.collectors["cm.cern.ch:9618"] = FakeCollector(
-        "cm.cern.ch:9618", load_ads("startds.json"), {"condor-a.cern.ch": "<10.1.9.1:9618>"}
+        "cm.cern.ch:9618", load_ads("startds.json"), {"condor-a.cern.ch": "<127.1.9.1:9618>"}
     )
     demand = source(connector, schedds=["condor-a.cern.ch"], collector="cm.cern.ch:9618").poll()
     assert demand.pending_jobs == 252025

@@ -278,7 +278,7 @@ def test_drain_is_graceful_on_this_clusters_startds_and_counts_running_jobs(
     # node-a: one Busy and one Retiring dynamic slot; node-b: one Busy.  burst-c2 and the other
     # installation's burst-c1 are not ours.
     assert running == 3
-    assert set(connector.startds) == {"<10.9.0.5:9618?addrs=10.9.0.5-9618>", "<10.9.0.6:9618?addrs=10.9.0.6-9618>"}
+    assert set(connector.startds) == {"<127.9.0.5:9618?addrs=127.9.0.5-9618>", "<127.9.0.6:9618?addrs=127.9.0.6-9618>"}
     for startd in connector.startds.values():
         (call,) = startd.drains
         assert call["drain_type"] == htcondor2.DrainType.Graceful
@@ -309,20 +309,20 @@ def test_drain_never_reports_zero_on_a_blind_read(connector: FakeConnector, toke
 
 def test_drain_refused_by_a_startd_is_an_error(connector: FakeConnector, token_file: Path) -> None:
     with_startds(connector)
-    connector.startd(classad2.ClassAd({"MyAddress": "<10.9.0.6:9618?addrs=10.9.0.6-9618>"})).unreachable = True
+    connector.startd(classad2.ClassAd({"MyAddress": "<127.9.0.6:9618?addrs=127.9.0.6-9618>"})).unreachable = True
     connector.opened.clear()
     with pytest.raises(FederationError, match=r"slot1@burst-c1-node-b .*failed to start draining"):
         build(connector, token_file).drain(record())
     # the other startd was still drained
-    assert len(connector.startds["<10.9.0.5:9618?addrs=10.9.0.5-9618>"].drains) == 1
+    assert len(connector.startds["<127.9.0.5:9618?addrs=127.9.0.5-9618>"].drains) == 1
 
 
 def test_undrain_cancels_the_drains(connector: FakeConnector, token_file: Path) -> None:
     with_startds(connector)
     build(connector, token_file).undrain(record())
     assert {a: s.cancels for a, s in connector.startds.items()} == {
-        "<10.9.0.5:9618?addrs=10.9.0.5-9618>": [None],
-        "<10.9.0.6:9618?addrs=10.9.0.6-9618>": [None],
+        "<127.9.0.5:9618?addrs=127.9.0.5-9618>": [None],
+        "<127.9.0.6:9618?addrs=127.9.0.6-9618>": [None],
     }
     assert all(not s.drains for s in connector.startds.values())
 
@@ -330,7 +330,7 @@ def test_undrain_cancels_the_drains(connector: FakeConnector, token_file: Path) 
 def test_undrain_failure_matters_only_for_a_draining_startd(connector: FakeConnector, token_file: Path) -> None:
     ads = load_ads("startds.json")
     with_startds(connector, ads)
-    connector.startd(classad2.ClassAd({"MyAddress": "<10.9.0.6:9618?addrs=10.9.0.6-9618>"})).unreachable = True
+    connector.startd(classad2.ClassAd({"MyAddress": "<127.9.0.6:9618?addrs=127.9.0.6-9618>"})).unreachable = True
     pool = build(connector, token_file)
     pool.undrain(record())  # node-b was not draining: its refusal is harmless
     for ad in ads:
@@ -421,7 +421,7 @@ def node_ads(
     slots.  ``Machine`` is the pod's host name, not the node's: only ``BurstNode`` says the node."""
     common = {
         "Machine": f"burst-startd-{i:05d}",
-        "MyAddress": f"<10.9.2.{i}:9618>",
+        "MyAddress": f"<127.9.2.{i}:9618>",
         "BurstCluster": cluster,
         "BurstOwner": "burst",
         "BurstNode": node,
@@ -454,8 +454,8 @@ def test_release_idle_drains_idle_startds_and_returns_their_node_names(
     assert pool.running(record()) == 3 and connector.startds == {}  # counting drains nothing
 
     assert pool.release_idle(record(), 4) == ["node-3", "node-4"]
-    assert set(connector.startds) == {"<10.9.2.3:9618>", "<10.9.2.4:9618>"}
-    (call,) = connector.startds["<10.9.2.3:9618>"].drains
+    assert set(connector.startds) == {"<127.9.2.3:9618>", "<127.9.2.4:9618>"}
+    (call,) = connector.startds["<127.9.2.3:9618>"].drains
     assert call["drain_type"] == htcondor2.DrainType.Graceful
     assert call["reason"] == "burst: releasing node node-3 of burst-c1"
     assert call["check_expr"] == IDLE_CHECK
@@ -472,8 +472,8 @@ def test_release_idle_caps_and_a_retry_returns_the_same_nodes_first(
     assert pool.release_idle(record(), 1) == ["node-3"]
     four_nodes.startds += node_ads("node-0", 5)  # idle and first by name: the drained node still comes first
     assert pool.release_idle(record(), 1) == ["node-3"]
-    assert len(connector.startds["<10.9.2.3:9618>"].drains) == 1  # draining already: not asked again
-    assert "<10.9.2.5:9618>" not in connector.startds
+    assert len(connector.startds["<127.9.2.3:9618>"].drains) == 1  # draining already: not asked again
+    assert "<127.9.2.5:9618>" not in connector.startds
     assert pool.release_idle(record(), 3) == ["node-3", "node-0", "node-4"]
 
 
@@ -482,22 +482,22 @@ def test_a_startd_that_took_a_job_meanwhile_refuses_and_its_node_is_not_returned
 ) -> None:
     # the negotiator claims a slot of node-4 after the collector's ad was written
     claimed = node_ads("node-4", 4, jobs=1)[1]
-    raced = connector.startd(classad2.ClassAd({"MyAddress": "<10.9.2.4:9618>"}))
+    raced = connector.startd(classad2.ClassAd({"MyAddress": "<127.9.2.4:9618>"}))
     raced.before_drain = lambda: four_nodes.startds.append(claimed)
     pool = build(connector, token_file)
     assert pool.release_idle(record(), 4) == ["node-3"]
     assert raced.refused and not raced.drains
-    assert not any(ad.get("Draining") for ad in connector.slots_of("<10.9.2.4:9618>"))
+    assert not any(ad.get("Draining") for ad in connector.slots_of("<127.9.2.4:9618>"))
 
 
 def test_a_half_drained_node_is_given_back(connector: FakeConnector, token_file: Path) -> None:
     # node-5 has two startds (a restarted pod's old ad lingers); the second took a job
     ads = node_ads("node-5", 5) + node_ads("node-5", 6)
     collector = with_startds(connector, ads)
-    second = connector.startd(classad2.ClassAd({"MyAddress": "<10.9.2.6:9618>"}))
+    second = connector.startd(classad2.ClassAd({"MyAddress": "<127.9.2.6:9618>"}))
     second.before_drain = lambda: collector.startds.append(node_ads("node-5", 6, jobs=1)[1])
     assert build(connector, token_file).release_idle(record(), 1) == []
-    first = connector.startds["<10.9.2.5:9618>"]
+    first = connector.startds["<127.9.2.5:9618>"]
     assert len(first.drains) == 1 and first.cancels == [None]
 
 
@@ -515,7 +515,7 @@ def test_release_on_a_draining_cluster_and_undrain_keeps_released_nodes_drained(
     still = {ad.get("BurstNode") for ad in four_nodes.startds if ad.get("Draining")}
     assert still == {"node-3", "node-4"}
     assert pool.release_idle(record(), 1) == ["node-3"]  # a retry returns them first, not drained again
-    assert len(connector.startds["<10.9.2.3:9618>"].drains) == 1
+    assert len(connector.startds["<127.9.2.3:9618>"].drains) == 1
 
 
 def test_startds_that_do_not_name_their_node_are_never_released(connector: FakeConnector, token_file: Path) -> None:

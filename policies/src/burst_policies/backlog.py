@@ -21,6 +21,7 @@ from pydantic import Field
 
 from burst.api import (
     JSON,
+    MAX_CORES,
     Bucket,
     Duration,
     Offering,
@@ -39,18 +40,21 @@ from burst.units import format_duration
 class BacklogPolicyConfig(PolicyConfig):
     kind: Literal["backlog"] = "backlog"
     name: str = "backlog"
-    pending_cores_above: int = Field(default=0, ge=0, description="burst only when this many cores are pending")
+    pending_cores_above: int = Field(
+        default=0, ge=0, le=MAX_CORES, description="burst only when this many cores are pending"
+    )
     for_: Duration = Field(default=timedelta(minutes=15), alias="for", description="…for at least this long")
     idle_after: Duration = Field(
         default=timedelta(minutes=30), description="shrink after the want stays lower this long"
     )
     cooldown: Duration = Field(default=timedelta(minutes=10), description="no shrink this soon after a raise")
     headroom: float = Field(default=1.0, gt=0, le=4, description="fraction of the burstable backlog to buy")
-    max_cores: int | None = Field(default=None, ge=0, description="never want more burst cores than this")
+    max_cores: int | None = Field(default=None, ge=0, le=MAX_CORES, description="never want more burst cores than this")
     campaign: str = Field(default="", description="campaign tag for capacity this policy buys")
     at_once_above: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_CORES,
         description="a backlog of more pending cores than this is a real spike: burst without waiting `for` "
         "(a small one still has to last `for`, so on-prem can absorb a blip)",
     )

@@ -30,10 +30,12 @@ from pydantic import Field, model_validator
 
 from burst.api import (
     JSON,
+    MAX_CORES,
     Demand,
     Duration,
     PolicyConfig,
     PolicyInput,
+    PositiveDuration,
     Sample,
     StateMismatch,
     Want,
@@ -62,7 +64,7 @@ class ForecastPolicyConfig(PolicyConfig):
     periods: list[Period] = Field(
         default_factory=_weekly, min_length=1, description="rhythms to learn; the largest prediction wins"
     )
-    slot: Duration = Field(default=timedelta(hours=1), description="time resolution of the learned pattern")
+    slot: PositiveDuration = Field(default=timedelta(hours=1), description="time resolution of the learned pattern")
     quantile: float = Field(
         default=0.8, gt=0, le=1, description="confidence: quantile of the same slot in past periods"
     )
@@ -72,8 +74,8 @@ class ForecastPolicyConfig(PolicyConfig):
         default=None, description="how far ahead to pre-warm; unset = p90 provisioning latency + margin"
     )
     margin: Duration = Field(default=timedelta(minutes=15), description="added to the p90 when horizon is unset")
-    min_cores: int = Field(default=1, ge=1, description="ignore predictions below this many cores")
-    max_cores: int | None = Field(default=None, ge=1, description="never want more than this")
+    min_cores: int = Field(default=1, ge=1, le=MAX_CORES, description="ignore predictions below this many cores")
+    max_cores: int | None = Field(default=None, ge=1, le=MAX_CORES, description="never want more than this")
     campaign: str = Field(default="", description="campaign tag for capacity this policy buys")
     prefer: list[str] = Field(default_factory=list, description="providers to use first, in order")
 

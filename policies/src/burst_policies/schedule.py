@@ -32,6 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from burst.api import (
     JSON,
+    MAX_CORES,
     Duration,
     Offering,
     PolicyConfig,
@@ -68,7 +69,7 @@ class ShapeConfig(BaseModel):
     """The per-node job shape a window's capacity must hold (GPU campaigns need GPU offerings)."""
 
     model_config = ConfigDict(extra="forbid")
-    cpus: int = Field(default=1, ge=1)
+    cpus: int = Field(default=1, ge=1, le=MAX_CORES)
     memory_mb: int = Field(default=0, ge=0)
     gpus: int = Field(default=0, ge=0)
 
@@ -87,7 +88,7 @@ class SchedulePolicyConfig(PolicyConfig):
     end: When | None = Field(default=None, description="last day (inclusive) or end instant (exclusive), UTC")
     cron: str | None = Field(default=None, description="crontab expression (UTC) at which a recurring window opens")
     duration: Duration | None = Field(default=None, description="length of each cron window")
-    cores: int | None = Field(default=None, ge=1, description="burst cores wanted during the window")
+    cores: int | None = Field(default=None, ge=1, le=MAX_CORES, description="burst cores wanted during the window")
     clusters: int | None = Field(default=None, ge=1, description="or: this many clusters of `nodes` nodes")
     nodes: int | None = Field(default=None, ge=1, description="nodes per cluster when `clusters` is given")
     prefer: list[str] = Field(default_factory=list, description="providers to use first, in order")

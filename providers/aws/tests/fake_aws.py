@@ -67,6 +67,10 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
+#: The API server address a created cluster gets (nothing listens there: a client fails fast, locally).
+LOOPBACK_ENDPOINT = "https://127.0.0.1:6443"
+
+
 @dataclass(frozen=True)
 class Seen:
     """One request the proxy received, and the status it answered."""
@@ -403,6 +407,10 @@ class FakeAws:
                 doc["clusters"] = list(doc.get("clusters", [])) + [
                     k[1] for k, (left, _) in st.deleting.items() if k[0] == "cluster" and left > 0
                 ]
+        cl = doc.get("cluster")
+        if isinstance(cl, dict) and cl.get("endpoint"):
+            # moto names a public host (``https://….eks.amazonaws.com``): a test server hands out loopback only.
+            cl["endpoint"] = LOOPBACK_ENDPOINT
         return json.dumps(doc).encode()
 
     # -- the node groups' Auto Scaling groups ------------------------------------------------

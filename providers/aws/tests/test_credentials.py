@@ -79,6 +79,7 @@ def test_kubeconfig_has_endpoint_ca_and_a_presigned_sts_token(provider: AwsProvi
     assert fake.operations() == ["DescribeCluster"]  # presigning is offline: no STS call was made
 
     truth = boto3.client("eks", region_name=REGION, endpoint_url=fake.url).describe_cluster(name=CID)["cluster"]
+    assert urlsplit(truth["endpoint"]).hostname == "127.0.0.1"  # the fake hands out loopback only
     (cluster,) = kubeconfig["clusters"]
     assert cluster["cluster"] == {
         "server": truth["endpoint"],

@@ -548,7 +548,7 @@ class FakeGke:
 
     def _finish_cluster(self, cluster: dict[str, Any]) -> None:
         cluster["status"] = "RUNNING"
-        cluster["endpoint"] = f"203.0.113.{len(self.clusters) % 250 + 1}"
+        cluster["endpoint"] = f"127.0.113.{len(self.clusters) % 250 + 1}"
         cluster["masterAuth"] = {"clusterCaCertificate": FAKE_CA}
         for pool in cluster.get("nodePools", []):
             pool["status"] = "RUNNING"

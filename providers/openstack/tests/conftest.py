@@ -146,7 +146,7 @@ class MagnumFake(KeystoneFake):
                 c["faults"] = {"kube_masters": reason}
             else:
                 c["status"], c["status_reason"] = "CREATE_COMPLETE", "Stack CREATE completed successfully"
-                c["api_address"] = "https://188.184.1.10:6443"
+                c["api_address"] = "https://127.0.184.10:6443"
                 c["_masters"] = [self._boot(c, "master") for _ in range(c["master_count"])]
                 c["master_addresses"] = [self._ip(s) for s in c["_masters"]]
                 self._converge(c)
@@ -164,7 +164,9 @@ class MagnumFake(KeystoneFake):
         index = c["_index"][role]
         c["_index"][role] += 1
         self._subnet += 1
-        return self.add_server(f"{c['_stack']}-{role}-{index}", f"10.0.{self._subnet // 250}.{self._subnet % 250 + 4}")
+        return self.add_server(
+            f"{c['_stack']}-{role}-{index}", f"127.10.{self._subnet // 250}.{self._subnet % 250 + 4}"
+        )
 
     def _ip(self, sid: str) -> str:
         return str(self.servers[sid]["addresses"]["private"][0]["addr"])

@@ -258,7 +258,7 @@ def test_credentials_sign_a_csr_and_embed_the_ca(magnum: Any, ctx: Any, caplog: 
     assert magnum.sent("GET", rf"/magnum/v1/certificates/{cluster_uuid}$")
 
     (cl,) = doc["clusters"]
-    assert cl["cluster"]["server"] == "https://188.184.1.10:6443"
+    assert cl["cluster"]["server"] == "https://127.0.184.10:6443"
     assert base64.b64decode(cl["cluster"]["certificate-authority-data"]).decode() == magnum.ca.pem
     user = doc["users"][0]["user"]
     cert = x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))

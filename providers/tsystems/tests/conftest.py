@@ -139,7 +139,7 @@ class CceFake(KeystoneFake):
     def add_node(self, cid: str, pool: dict[str, Any]) -> dict[str, Any]:
         """Boot one node of ``pool`` in cluster ``cid`` (as the pool does when it is short)."""
         self._ips += 1
-        nid, ip = str(uuid.uuid4()), f"192.168.{self._ips // 250}.{self._ips % 250 + 4}"
+        nid, ip = str(uuid.uuid4()), f"127.168.{self._ips // 250}.{self._ips % 250 + 4}"
         tmpl = pool["spec"].get("nodeTemplate") or {}
         node = {
             "kind": "Node", "apiVersion": "v3",
@@ -254,7 +254,7 @@ class CceFake(KeystoneFake):
             "status": {
                 "phase": "Creating",
                 "jobID": jid,
-                "endpoints": [{"url": "https://192.168.0.10:5443", "type": "Internal"}],
+                "endpoints": [{"url": "https://127.0.0.10:5443", "type": "Internal"}],
             },
         }
         if self.fail_next_cluster:
@@ -284,15 +284,15 @@ class CceFake(KeystoneFake):
         clusters = [
             {
                 "name": "internalCluster",
-                "cluster": {"server": "https://192.168.0.10:5443", "certificate-authority-data": CA_DATA},
+                "cluster": {"server": "https://127.0.0.10:5443", "certificate-authority-data": CA_DATA},
             },
             {
                 "name": "externalCluster",
-                "cluster": {"server": "https://80.158.1.2:5443", "insecure-skip-tls-verify": True},
+                "cluster": {"server": "https://127.0.158.2:5443", "insecure-skip-tls-verify": True},
             },
             {
                 "name": "externalClusterTLSVerify",
-                "cluster": {"server": "https://80.158.1.2:5443", "certificate-authority-data": CA_DATA},
+                "cluster": {"server": "https://127.0.158.2:5443", "certificate-authority-data": CA_DATA},
             },
         ]
         ctx = [

@@ -55,7 +55,9 @@ from burst.api import (
     Quota,
     QuotaExceeded,
     RemovesNodes,
+    Seconds,
     Throttled,
+    guard_answers,
     render_kubeconfig,
 )
 
@@ -164,8 +166,8 @@ class AwsProviderConfig(ProviderConfig):
         default=None, description="STS endpoint the kubeconfig token is signed for; default the regional one"
     )
     max_attempts: int = Field(default=1, ge=1, le=5, description="botocore attempts per call (1 = no retries)")
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    read_timeout_s: float = Field(default=30.0, gt=0)
+    connect_timeout_s: Seconds = Field(default=10.0, gt=0)
+    read_timeout_s: Seconds = Field(default=30.0, gt=0)
     max_vcpus: int | None = Field(
         default=None, ge=0, description="the account's EC2 vCPU quota for these instances, if burst should respect it"
     )
@@ -351,6 +353,7 @@ def _nodegroup_failure(action: str, nodegroup: _Json) -> ProviderError:
     return ProvisioningFailed(text)
 
 
+@guard_answers
 class AwsProvider:
     """One AWS account in one region: EKS clusters with one managed node group each.
 

@@ -38,6 +38,7 @@ from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.requests import Request as AuthRequest
 from google.cloud import compute_v1, container_v1
+from google.protobuf import json_format
 from pydantic import AliasChoices, Field, model_validator
 
 from burst.api import (
@@ -51,6 +52,7 @@ from burst.api import (
     CloudStatus,
     ClusterSpec,
     LatencyModel,
+    MalformedAnswer,
     NotFound,
     Offering,
     ProviderConfig,
@@ -60,6 +62,7 @@ from burst.api import (
     Quota,
     QuotaExceeded,
     Throttled,
+    guard_answers,
     render_kubeconfig,
 )
 
@@ -287,6 +290,7 @@ class GceProviderConfig(ProviderConfig):
 
 
 # ---- the provider ------------------------------------------------------------------------------------
+@guard_answers
 class GceProvider:
     """burst's Provider for one GKE project and location (see burst/provider.py for the contract).
 
@@ -862,6 +866,8 @@ def _sdk_errors(action: str) -> Iterator[None]:
         raise ProviderError(f"{action}: {type(err).__name__}: {err}") from err
     except requests.RequestException as err:
         raise ProviderError(f"{action}: cannot reach the GKE API: {type(err).__name__}") from err
+    except json_format.ParseError as err:  # a body that is not the JSON the API reference promises
+        raise MalformedAnswer(f"{action}: cloud answered malformed data: {' '.join(str(err).split())[:200]}") from err
 
 
 @contextmanager

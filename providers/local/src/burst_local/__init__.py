@@ -48,6 +48,7 @@ from burst.api import (
     ProviderError,
     Quota,
     QuotaExceeded,
+    Seconds,
     Throttled,
 )
 
@@ -95,10 +96,10 @@ class LocalProviderConfig(ProviderConfig):
     spot: bool = False
     quota_cores: int | None = Field(default=None, ge=0, description="the account's core quota")
     quota_clusters: int | None = Field(default=None, ge=0)
-    delete_latency: float = Field(default=180.0, ge=0, description="seconds a delete takes")
-    resize_latency: float = Field(default=150.0, ge=0, description="seconds new nodes take to join a cluster")
+    delete_latency: Seconds = Field(default=180.0, description="how long a delete takes (180, 3m)")
+    resize_latency: Seconds = Field(default=150.0, description="how long new nodes take to join a cluster")
     latency_scale: float = Field(
-        default=1.0, gt=0, description="multiply every modelled latency (demos and tests in real time)"
+        default=1.0, gt=0, le=1000, description="multiply every modelled latency (demos and tests in real time)"
     )
     kube_api: bool = Field(
         default=False,

@@ -54,6 +54,7 @@ from burst.api import (
     RemovesNodes,
     Throttled,
     b64,
+    guard_answers,
     render_kubeconfig,
 )
 
@@ -269,6 +270,7 @@ def make_kubeconfig(name: str, server: str, ca_pem: str, cert_pem: str, key_pem:
 # ---- the provider ------------------------------------------------------------------------------------------
 
 
+@guard_answers
 class OpenStackProvider:
     """One OpenStack project in one region.  See :class:`burst.api.Provider` for the contract."""
 

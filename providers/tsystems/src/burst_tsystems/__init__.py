@@ -54,6 +54,7 @@ from burst.api import (
     QuotaExceeded,
     RemovesNodes,
     Throttled,
+    guard_answers,
 )
 
 __all__ = ["POOL_NAME", "TSystemsProvider", "TSystemsProviderConfig", "load_catalog", "translate_error"]
@@ -249,6 +250,7 @@ def _is_sdk_error(err: BaseException) -> bool:
 # ---- the provider ------------------------------------------------------------------------------------------
 
 
+@guard_answers
 class TSystemsProvider:
     """One OTC project in one region.  See :class:`burst.api.Provider` for the contract."""
 
