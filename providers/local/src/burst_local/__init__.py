@@ -91,6 +91,11 @@ class LocalProviderConfig(ProviderConfig):
     )
     faults: list[Fault] = Field(default_factory=list)
     state_file: str | None = Field(default=None, description="persist the simulated account here (JSON)")
+    audit_file: str | None = Field(
+        default=None,
+        description="append one JSON line per mutating call (time, process id, call, cluster, outcome): "
+        "the account's own record of who changed it, as a cloud's audit trail (CloudTrail) is",
+    )
 
     def build(self, name: str, ctx: ProviderContext) -> LocalProvider:
         offerings = self.apply_price_overrides(
@@ -107,7 +112,10 @@ class LocalProviderConfig(ProviderConfig):
         state = None
         if self.state_file:
             state = self.state_file if os.path.isabs(self.state_file) else os.path.join(ctx.config_dir, self.state_file)
-        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state)
+        audit = None
+        if self.audit_file:
+            audit = self.audit_file if os.path.isabs(self.audit_file) else os.path.join(ctx.config_dir, self.audit_file)
+        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, audit)
 
 
 def catalog_offerings(
@@ -173,6 +181,7 @@ class LocalProvider:
         clock: Clock,
         rng: random.Random,
         state_file: str | None,
+        audit_file: str | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
@@ -181,6 +190,7 @@ class LocalProvider:
         self.clock = clock
         self.rng = rng
         self.state_file = state_file
+        self.audit_file = audit_file
         self.calls: list[tuple[str, str]] = []  # (method, cluster id): what burst asked, for tests
         self._acct = self._load()
         self._servers: dict[str, Any] = {}  # cluster id → KubeApiServer (kube_api mode)
@@ -213,6 +223,17 @@ class LocalProvider:
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
+    def _audit(self, call: str, cluster_id: str, outcome: str) -> None:
+        """One line per mutating call, stamped with wall time and this process: what a chaos run
+        reads to tell which replica changed the account, and when (against the lease history)."""
+        if not self.audit_file:
+            return
+        import time
+
+        line = {"t": time.time(), "pid": os.getpid(), "call": call, "cluster": cluster_id, "outcome": outcome}
+        with open(self.audit_file, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+
     # --- the provider contract -----------------------------------------------------------------
 
     def offerings(self) -> Sequence[Offering]:
@@ -230,7 +251,14 @@ class LocalProvider:
         self.calls.append(("create_cluster", spec.cluster_id))
         c = self._acct.clusters.get(spec.cluster_id)
         if c is None:
-            c = self._start_create(spec)
+            try:
+                c = self._start_create(spec)
+            except ProviderError as err:
+                self._audit("create_cluster", spec.cluster_id, f"refused: {type(err).__name__}")
+                raise
+            self._audit("create_cluster", spec.cluster_id, "accepted")
+        else:
+            self._audit("create_cluster", spec.cluster_id, "exists")
         return self._view(c)
 
     def _start_create(self, spec: ClusterSpec) -> _Cluster:
@@ -317,6 +345,7 @@ class LocalProvider:
             c.desired = nodes
             c.resize_at = self._now() + (self.cfg.resize_latency if grow > 0 else 30.0)
             self._save()
+            self._audit("resize", cluster_id, f"to {nodes}")
         return self._view(c)
 
     def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
@@ -338,6 +367,7 @@ class LocalProvider:
         c.removed.extend(gone)
         c.nodes -= len(gone)
         c.desired -= len(gone)
+        self._audit("remove_nodes", cluster_id, f"{len(gone)} node(s)")
         server = self._servers.get(cluster_id)
         if server is not None:
             for n in gone:
@@ -355,6 +385,7 @@ class LocalProvider:
         if c.deleting_until is None:
             c.deleting_until = now + self.cfg.delete_latency
             self._save()
+            self._audit("delete_cluster", cluster_id, "accepted")
         if now >= c.deleting_until:
             server = self._servers.pop(cluster_id, None)
             if server is not None:

@@ -1,0 +1,591 @@
+"""One chaos run: real ``burst run`` subprocesses against the host and the cloud, the scenario's
+events at their times, then every check from the servers' and the store's side.
+
+A run owns a fresh directory, its own servers on free ports of 127.0.0.1 and its own database, so
+two runs go side by side; whatever happens, its processes are killed and its servers stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.chaos import scenarios as sc
+from bench.chaos.world import (
+    ChaosHost,
+    CloudView,
+    Job,
+    Window,
+    check_job,
+    finish_job,
+    make_host,
+    poll_local,
+    read_audit,
+    start_job,
+)
+from burst.testing.postgres import PostgresServer
+
+OWNER = "chaos"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RunResult:
+    spec: sc.RunSpec
+    wall_s: float = 0.0
+    leaked: int = 0
+    duplicates: int = 0
+    killed_jobs: int = 0
+    restart_regret: int = 0
+    non_leader: int = 0
+    creates: int = 0
+    creates_per_needed: float = 0.0
+    budget_overrun: float = 0.0
+    phantom_spend: float = 0.0
+    secrets_leaked: int = 0
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    drains: set[tuple[str, str]] = field(default_factory=set)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.spec.scenario,
+            "backend": self.spec.backend,
+            "store": self.spec.store,
+            "seed": self.spec.seed,
+            "wall_s": round(self.wall_s, 2),
+            "leaked": self.leaked,
+            "duplicates": self.duplicates,
+            "killed_jobs": self.killed_jobs,
+            "restart_regret": self.restart_regret,
+            "non_leader_side_effects": self.non_leader,
+            "creates": self.creates,
+            "creates_per_needed": round(self.creates_per_needed, 2),
+            "budget_overrun": round(self.budget_overrun, 6),
+            "phantom_spend": round(self.phantom_spend, 6),
+            "secrets_leaked": self.secrets_leaked,
+            "failures": self.failures,
+            "notes": self.notes,
+        }
+
+
+class Replica:
+    """One ``burst run`` process of replica ``name`` (restarts keep the name, get a new pid)."""
+
+    def __init__(self, name: str, config: Path, env: dict[str, str], metrics: bool) -> None:
+        self.name = name
+        self.config = config
+        self.env = env
+        self.metrics = metrics
+        self.pids: list[tuple[float, int]] = []  # (started at, pid)
+        self.outputs: list[list[str]] = []
+        self.codes: list[int] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.stopped = False
+        self.start()
+
+    def start(self) -> None:
+        args = [sys.executable, "-m", "burst.cli", "run", "--config", str(self.config), "--log-format", "json"]
+        if self.metrics:
+            args += ["--metrics-port", "0"]
+        self.proc = subprocess.Popen(
+            args,
+            cwd=self.config.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+            start_new_session=True,
+        )
+        self.pids.append((time.time(), self.proc.pid))
+        out: list[str] = []
+        self.outputs.append(out)
+        threading.Thread(target=self._read, args=(self.proc, out), daemon=True).start()
+
+    @staticmethod
+    def _read(proc: subprocess.Popen[str], out: list[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, sig)
+            if sig == signal.SIGSTOP:
+                self.stopped = True
+            elif sig == signal.SIGCONT:
+                self.stopped = False
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        if self.alive:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.codes.append(self.proc.wait(timeout=10))
+        self.proc = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        """SIGCONT (if stopped), SIGTERM, then SIGKILL after 10 s: always gone afterwards."""
+        if self.proc is None:
+            return
+        if self.stopped:
+            self.signal(signal.SIGCONT)
+        if self.alive:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.codes.append(self.proc.wait(timeout=10))
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.codes.append(-999)  # did not stop on SIGTERM
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def pid_at(self, t: float) -> int | None:
+        pid = None
+        for start, p in self.pids:
+            if start <= t:
+                pid = p
+        return pid
+
+    def text(self) -> str:
+        return "".join("".join(o) for o in self.outputs)
+
+    def status_url(self) -> str | None:
+        for line in list(self.outputs[-1]):
+            if "status page and /metrics on " in line:
+                try:
+                    return str(json.loads(line)["msg"]).rsplit(" ", 1)[1]
+                except (ValueError, KeyError):
+                    return None
+        return None
+
+
+def _config(
+    run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, token: str, state: str
+) -> Path:
+    kubeconfig = run_dir / f"host-{replica}.kubeconfig"
+    kubeconfig.write_text(host.kubeconfig(token=token, name="condor-host"), encoding="utf-8")
+    policies: list[dict[str, Any]] = [
+        {"kind": "backlog", "for": "2s", "idle_after": "3s", "cooldown": "2s"},
+    ]
+    if spec.budget is not None:
+        policies.append({"kind": "budget", "monthly": f"{spec.budget} EUR"})
+    policies.append({"kind": "placement"})
+    doc: dict[str, Any] = {
+        "installation": OWNER,
+        "state": state,
+        "onprem": {"cores": 4},
+        "backlog": {"kind": "kubernetes", "kubeconfig": kubeconfig.name, "timeout": "2s"},
+        "federation": {
+            "kind": "kubefed",
+            "host_kubeconfig": kubeconfig.name,
+            "host_context": "condor-host",
+            "timeout": "2s",
+        },
+        "providers": {
+            "aws": {
+                "kind": "local",
+                "cloud": "aws",
+                "flavors": ["m5.2xlarge"],
+                "max_nodes": 4,
+                "nodes_per_cluster": 2,
+                "latency_scale": 0.003,
+                "delete_latency": 1,
+                "kube_api": True,
+                "state_file": "cloud.json",
+                "audit_file": "audit.jsonl",
+                "faults": [dict(f) for f in spec.faults],
+            }
+        },
+        "policies": policies,
+        "reconciler": {"tick": f"{sc.TICK_S:g}s", "retry_backoff": "1s", "joining_timeout": "20s"},
+        "leader_election": {
+            "kubeconfig": kubeconfig.name,
+            "context": "condor-host",
+            "namespace": "default",
+            "name": "burst-leader",
+            "lease_duration": f"{sc.LEASE_S:g}s",
+        },
+    }
+    path = run_dir / f"burst-{replica}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class Postgres:
+    """One PostgreSQL server per bench process (a database per run); a run that restarts its
+    server gets a server of its own, so it never hurts a run beside it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shared: PostgresServer | None = None
+        self._n = 0
+
+    def database(self, own: bool) -> tuple[str, PostgresServer | None]:
+        with self._lock:
+            self._n += 1
+            name = f"chaos_{self._n}"
+            if own:
+                server = PostgresServer()
+                server.start()
+                return server.create_database(name), server
+            if self._shared is None:
+                self._shared = PostgresServer()
+                self._shared.start()
+            return self._shared.create_database(name), None
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.stop()
+            self._shared = None
+
+
+def run_one(spec: sc.RunSpec, pg: Postgres, keep: Path | None = None) -> RunResult:
+    """Run ``spec`` (and its untouched twin alongside, when it has one) and check everything."""
+    if spec.scenario in sc.TWINNED and not spec.twin:
+        box: dict[str, RunResult] = {}
+        twin = threading.Thread(target=lambda: box.setdefault("twin", _run(spec.untouched(), pg, keep)))
+        twin.start()
+        result = _run(spec, pg, keep)
+        twin.join()
+        twin_result = box.get("twin")
+        if twin_result is None:
+            result.failures.append("the twin run did not finish")
+        else:
+            regret = sorted(result.drains - twin_result.drains)
+            result.restart_regret = len(regret)
+            if regret:
+                result.notes.append(f"drained but the twin did not: {regret}")
+            result.failures += [f"twin: {f}" for f in twin_result.failures]
+        return result
+    return _run(spec, pg, keep)
+
+
+def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
+    result = RunResult(spec)
+    started = time.monotonic()
+    run_dir = Path(tempfile.mkdtemp(prefix=f"chaos-{spec.scenario}-{spec.seed}-", dir=keep))
+    host = make_host(sc.PENDING_JOBS, str(sc.JOB_CPUS))
+    pg_own: PostgresServer | None = None
+    replicas: dict[str, Replica] = {}
+    state = ""
+    tokens: dict[str, str] = {}
+    fake_secrets = {
+        "aws": f"chaos-secret-aws-{secrets.token_hex(8)}",
+        "openstack": f"chaos-secret-os-{secrets.token_hex(8)}",
+        "token": f"chaos-secret-token-{secrets.token_hex(8)}",
+    }
+    try:
+        if spec.store == "postgres":
+            state, pg_own = pg.database(own=any(e.kind == "pg_restart" for e in spec.events))
+        else:
+            state = "sqlite:///burst.db"
+        env = {
+            **os.environ,
+            "NO_COLOR": "1",
+            "AWS_ACCESS_KEY_ID": "AKIDCHAOS",
+            "AWS_SECRET_ACCESS_KEY": fake_secrets["aws"],
+            "OS_PASSWORD": fake_secrets["openstack"],
+            "BURST_TOKEN": fake_secrets["token"],
+        }
+        tokens = {r: f"chaos-secret-host-{r}-{secrets.token_hex(8)}" for r in spec.replicas}
+        configs = {}
+        for r in spec.replicas:
+            host.token_for(r, tokens[r])
+            configs[r] = _config(run_dir, spec, r, host, tokens[r], state)
+        t0 = time.time()
+        for w in spec.windows:
+            host.windows.append(Window(w[0], 503, "ServiceUnavailable", t0 + w[2], t0 + w[3], frozenset(w[1])))
+        for i, r in enumerate(spec.replicas):
+            replicas[r] = Replica(r, configs[r], env, metrics=(i == 0))
+            time.sleep(0.3)
+        _drive(spec, host, replicas, run_dir, t0, result, pg_own)
+    except Exception as err:  # a harness failure is a failed run, reported, never a crash of the bench
+        result.failures.append(f"harness: {type(err).__name__}: {err}")
+    finally:
+        for rep in replicas.values():
+            try:
+                rep.stop()
+            except Exception as err:
+                result.failures.append(f"stopping {rep.name}: {err}")
+        try:
+            _check(spec, host, replicas, run_dir, state, result, fake_secrets, tokens)
+        except Exception as err:
+            result.failures.append(f"checks: {type(err).__name__}: {err}")
+        host.stop()
+        if pg_own is not None:
+            pg_own.stop()
+        if keep is None:
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+    result.wall_s = time.monotonic() - started
+    return result
+
+
+def _leader(host: ChaosHost, replicas: dict[str, Replica]) -> Replica | None:
+    holder = host.holder_at(time.time())
+    for rep in replicas.values():
+        if rep.proc is not None and holder is not None and holder.endswith(f"-{rep.proc.pid}"):
+            return rep
+    return None
+
+
+def _drive(
+    spec: sc.RunSpec,
+    host: ChaosHost,
+    replicas: dict[str, Replica],
+    run_dir: Path,
+    t0: float,
+    result: RunResult,
+    pg_own: PostgresServer | None,
+) -> None:
+    view = CloudView()
+    jobs: dict[str, Job] = {}
+    pending = sorted(spec.events, key=lambda e: e.at)
+    chosen: dict[str, Replica] = {}
+    dropped = False
+    page_seen = False
+    while True:
+        now = time.time()
+        t = now - t0
+        while pending and pending[0].at <= t:
+            ev = pending.pop(0)
+            rep = replicas.get(ev.replica)
+            if ev.replica == "leader":
+                rep = chosen.get("leader") or _leader(host, replicas)
+                if rep is None:
+                    result.notes.append(f"{ev.kind} at {ev.at:.1f}s: no leader to hit")
+                    continue
+                chosen["leader"] = rep
+            if ev.kind == "kill" and rep is not None:
+                rep.kill()
+            elif ev.kind == "restart" and rep is not None:
+                rep.start()
+            elif ev.kind == "stop" and rep is not None:
+                rep.signal(signal.SIGSTOP)
+            elif ev.kind == "cont" and rep is not None:
+                rep.signal(signal.SIGCONT)
+            elif ev.kind == "pg_restart" and pg_own is not None:
+                pg_own.restart(ev.arg)
+            result.notes.append(f"{ev.kind} {rep.name if rep else ''} at {t:.1f}s")
+        poll_local(view, run_dir / "cloud.json")
+        for cid, c in view.last.items():
+            if not dropped and cid not in jobs and c.get("deleting_until") is None and not c.get("fails"):
+                job = start_job(host, cid)
+                if job is not None:
+                    jobs[cid] = job
+        for cid, job in jobs.items():
+            c = view.last.get(cid)
+            check_job(job, cloud_alive=c is not None and c.get("deleting_until") is None)
+        if not page_seen and t > 6:
+            page_seen = _scrape_page(replicas, run_dir)
+        if not dropped and t >= sc.DROP_AT:
+            dropped = True
+            for job in jobs.values():
+                finish_job(job)
+            for i in range(sc.PENDING_JOBS):
+                host.delete("v1", "pods", f"job-{i}", "default")
+        if dropped and not [c for c in view.last.values() if c.get("deleting_until") is None] and t > sc.DROP_AT + 3:
+            break
+        if t > sc.MAX_S:
+            result.notes.append(f"cloud not empty after {sc.MAX_S:.0f}s: {sorted(view.last)}")
+            break
+        time.sleep(0.25)
+    result.extra_view = view  # type: ignore[attr-defined]
+    result.extra_jobs = jobs  # type: ignore[attr-defined]
+
+
+def _scrape_page(replicas: dict[str, Replica], run_dir: Path) -> bool:
+    """The status page and /metrics of the first replica, kept for the secrets check."""
+    rep = next(iter(replicas.values()))
+    if not rep.alive or rep.stopped:
+        return False
+    url = rep.status_url()
+    if url is None:
+        return False
+    try:
+        for suffix, name in (("/", "status.html"), ("/metrics", "metrics.txt")):
+            with urllib.request.urlopen(url + suffix, timeout=3) as resp:
+                (run_dir / name).write_bytes(resp.read())
+    except OSError:
+        return False
+    return True
+
+
+def _check(
+    spec: sc.RunSpec,
+    host: ChaosHost,
+    replicas: dict[str, Replica],
+    run_dir: Path,
+    state: str,
+    result: RunResult,
+    fake_secrets: dict[str, str],
+    tokens: dict[str, str],
+) -> None:
+    from burst.store import Store
+
+    view: CloudView = getattr(result, "extra_view", CloudView())
+    jobs: dict[str, Job] = getattr(result, "extra_jobs", {})
+    poll_local(view, run_dir / "cloud.json")
+    audit = read_audit(run_dir / "audit.jsonl")
+    for call in audit:
+        if call.call == "create_cluster" and call.outcome == "accepted":
+            view.ever.add(call.cluster)
+
+    # processes: exit codes and tracebacks
+    for rep in replicas.values():
+        text = rep.text()
+        if "Traceback" in text:
+            result.failures.append(f"replica {rep.name}: traceback in its output")
+        bad = [c for c in rep.codes if c not in (0, -signal.SIGKILL)]
+        if bad:
+            result.failures.append(f"replica {rep.name}: exit code(s) {bad}")
+
+    if not state:
+        return
+    if state.startswith("sqlite:///") and not state.startswith("sqlite:////"):
+        state = f"sqlite:///{run_dir / state[len('sqlite:///') :]}"
+    store = Store(state, OWNER)
+    try:
+        records = {c.cluster_id: c for c in store.all_clusters()}
+        ledger = store.ledger()
+        decisions = store.decisions(limit=10_000)
+        transitions = store.transitions()
+        now = datetime.now(UTC)
+        status_out = _burst_status(replicas, run_dir)
+    finally:
+        store.close()
+
+    # leaked: in the cloud (not being deleted) while the store has no live record of it
+    live_states = {"PLANNED", "PROVISIONING", "JOINING", "ACTIVE", "DRAINING", "REMOVING", "FAILED"}
+    leaked = []
+    for cid, c in view.last.items():
+        if c.get("deleting_until") is not None:
+            continue
+        rec = records.get(cid)
+        if rec is None or rec.state.value not in live_states:
+            leaked.append(cid)
+    result.leaked = len(leaked)
+    if leaked:
+        result.notes.append(f"leaked: {leaked}")
+    left = [cid for cid, c in view.last.items() if c.get("deleting_until") is None and cid not in leaked]
+    if left:
+        result.notes.append(f"still in the cloud at the end (known to the store): {left}")
+
+    result.duplicates = max(0, view.max_alive - sc.NEEDED)
+    result.killed_jobs = sum(1 for j in jobs.values() if j.killed)
+    # and what burst itself says it killed (a hard stop removing a cluster under running work)
+    result.killed_jobs += sum(
+        1 for tr in transitions if tr.get("to_state") == "REMOVING" and "killed" in str(tr.get("reason", ""))
+    )
+    lost = [j.cluster for j in jobs.values() if j.lost]
+    if lost:
+        result.notes.append(f"jobs lost with a killed daemon's member API (not counted): {lost}")
+
+    # non-leader side effects: each mutating call against the Lease holder of its moment
+    pid_of = {pid: rep.name for rep in replicas.values() for _, pid in rep.pids}
+    offences = []
+    for call in audit:
+        holder = host.holder_at(call.t)
+        if holder is None or not holder.endswith(f"-{call.pid}"):
+            offences.append(f"{call.call} {call.cluster} by {pid_of.get(call.pid, call.pid)} while lease={holder}")
+    for w in host.writes:
+        pid = replicas[w.replica].pid_at(w.t) if w.replica in replicas else None
+        holder = host.holder_at(w.t)
+        if pid is None or holder is None or not holder.endswith(f"-{pid}"):
+            offences.append(f"{w.method} {w.path} by {w.replica} while lease={holder}")
+    result.non_leader = len(offences)
+    if offences:
+        result.notes.append(f"non-leader side effects: {offences[:5]}")
+
+    creates = [c for c in audit if c.call == "create_cluster" and c.outcome != "exists"]
+    result.creates = len(creates)
+    result.creates_per_needed = len(creates) / sc.NEEDED
+
+    # budget: spend past the cap by more than one tick at the fleet's peak burn
+    if spec.budget is not None:
+        spend = sum(s.cost(now) for s in ledger)
+        marks = sorted({s.start for s in ledger})
+        peak = max(
+            (sum(s.quantity * s.rate_per_hour for s in ledger if s.start <= m and (s.end is None or s.end > m)) for m in marks),
+            default=0.0,
+        )
+        allowed = spec.budget + peak * sc.TICK_S / 3600
+        result.budget_overrun = max(0.0, spend - allowed)
+        if result.budget_overrun:
+            result.notes.append(f"spent {spend:.6f} EUR, cap {spec.budget} + one tick = {allowed:.6f}")
+
+    # phantom spend: billed for a cluster the cloud never accepted
+    phantom = [s for s in ledger if s.cluster_id not in view.ever]
+    result.phantom_spend = sum(s.cost(now) for s in phantom)
+    if phantom:
+        result.notes.append(f"phantom spend on {sorted({s.cluster_id for s in phantom})}")
+
+    # restart regret inputs: every drain the run decided
+    for d in decisions:
+        detail = d.get("detail")
+        actions = (json.loads(detail) if isinstance(detail, str) else detail or {}).get("actions", [])
+        for a in actions:
+            if a.get("op") in ("drain", "shrink"):
+                result.drains.add((a["op"], str(a.get("cluster"))))
+
+    # secrets: in any output, log, page, report
+    needles = [*fake_secrets.values(), *tokens.values(), host.token, *_member_tokens(host)]
+    texts = {f"replica {r.name}": r.text() for r in replicas.values()}
+    texts["burst status"] = status_out
+    for name in ("status.html", "metrics.txt"):
+        p = run_dir / name
+        if p.exists():
+            texts[name] = p.read_text(encoding="utf-8", errors="replace")
+    found = sorted({where for where, text in texts.items() for n in needles if n and n in text})
+    result.secrets_leaked = len(found)
+    if found:
+        result.notes.append(f"secrets found in: {found}")
+
+
+def _member_tokens(host: ChaosHost) -> list[str]:
+    import base64
+
+    out = []
+    for s in host.objects("v1", "secrets", "kube-federation-system"):
+        tok = (s.get("data") or {}).get("token")
+        if tok:
+            out.append(base64.b64decode(tok).decode(errors="replace"))
+    return out
+
+
+def _burst_status(replicas: dict[str, Replica], run_dir: Path) -> str:
+    rep = next(iter(replicas.values()), None)
+    if rep is None:
+        return ""
+    proc = subprocess.run(
+        [sys.executable, "-m", "burst.cli", "status", "--config", str(rep.config)],
+        capture_output=True,
+        text=True,
+        cwd=run_dir,
+        env=rep.env,
+        timeout=60,
+        check=False,
+    )
+    return proc.stdout + proc.stderr
