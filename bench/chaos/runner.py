@@ -25,21 +25,11 @@ from typing import Any
 import yaml
 
 from bench.chaos import scenarios as sc
-from bench.chaos.world import (
-    ChaosHost,
-    CloudView,
-    Job,
-    Window,
-    check_job,
-    finish_job,
-    make_host,
-    poll_local,
-    read_audit,
-    start_job,
-)
+from bench.chaos.world import ChaosHost, CloudView, Members, Window, make_host, poll_local, read_audit
 from burst.testing.postgres import PostgresServer
 
 OWNER = "chaos"
+STORE_LOCK = threading.Lock()
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,7 +49,9 @@ class RunResult:
     secrets_leaked: int = 0
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: (op, cluster) of every drain, shrink or cancel decided while the queue still held work
     drains: set[tuple[str, str]] = field(default_factory=set)
+    drop_at: float = 0.0  # wall time the queue emptied
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +114,17 @@ class Replica:
         for line in proc.stdout:
             out.append(line)
 
+    def wait_up(self, timeout: float = 60) -> None:
+        """Until the daemon says it runs (imports, plugins and the store's migrations take a few
+        seconds on a loaded machine; the scenario's timeline starts after)."""
+        deadline = time.monotonic() + timeout
+        while not any("running: tick every" in line for line in list(self.outputs[-1])):
+            if not self.alive:
+                raise RuntimeError(f"replica {self.name} exited before running:\n{self.text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replica {self.name} not running after {timeout:.0f}s")
+            time.sleep(0.1)
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -143,6 +146,15 @@ class Replica:
         self.codes.append(self.proc.wait(timeout=10))
         self.proc = None
         self.stopped = False
+
+    def terminate(self) -> None:
+        """SIGCONT (if stopped) and SIGTERM, without waiting."""
+        if self.proc is None:
+            return
+        if self.stopped:
+            self.signal(signal.SIGCONT)
+        if self.alive:
+            os.killpg(self.proc.pid, signal.SIGTERM)
 
     def stop(self) -> None:
         """SIGCONT (if stopped), SIGTERM, then SIGKILL after 10 s: always gone afterwards."""
@@ -180,9 +192,7 @@ class Replica:
         return None
 
 
-def _config(
-    run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, token: str, state: str
-) -> Path:
+def _config(run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, token: str, state: str) -> Path:
     kubeconfig = run_dir / f"host-{replica}.kubeconfig"
     kubeconfig.write_text(host.kubeconfig(token=token, name="condor-host"), encoding="utf-8")
     policies: list[dict[str, Any]] = [
@@ -213,6 +223,7 @@ def _config(
                 "delete_latency": 1,
                 "kube_api": True,
                 "state_file": "cloud.json",
+                "members_dir": "members",
                 "audit_file": "audit.jsonl",
                 "faults": [dict(f) for f in spec.faults],
             }
@@ -288,6 +299,8 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
     host = make_host(sc.PENDING_JOBS, str(sc.JOB_CPUS))
     pg_own: PostgresServer | None = None
     replicas: dict[str, Replica] = {}
+    view = CloudView()
+    members = Members(run_dir / "members")
     state = ""
     tokens: dict[str, str] = {}
     fake_secrets = {
@@ -313,25 +326,36 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
         for r in spec.replicas:
             host.token_for(r, tokens[r])
             configs[r] = _config(run_dir, spec, r, host, tokens[r], state)
-        t0 = time.time()
+        launched = time.time()
+        for i, r in enumerate(spec.replicas):
+            # one after the other, as a rollout starts them: two replicas migrating a fresh store at
+            # once is a different fault (see the README)
+            replicas[r] = Replica(r, configs[r], env, metrics=(i == 0))
+            replicas[r].wait_up()
+        t0 = time.time()  # the scenario's clock starts when every replica runs
+        result.notes.append(f"replicas up after {t0 - launched:.1f}s")
         for w in spec.windows:
             host.windows.append(Window(w[0], 503, "ServiceUnavailable", t0 + w[2], t0 + w[3], frozenset(w[1])))
-        for i, r in enumerate(spec.replicas):
-            replicas[r] = Replica(r, configs[r], env, metrics=(i == 0))
-            time.sleep(0.3)
-        _drive(spec, host, replicas, run_dir, t0, result, pg_own)
+        _drive(spec, host, replicas, run_dir, t0, result, pg_own, view, members)
+        result.notes.append(f"scenario over after {time.time() - t0:.1f}s")
     except Exception as err:  # a harness failure is a failed run, reported, never a crash of the bench
         result.failures.append(f"harness: {type(err).__name__}: {err}")
     finally:
+        # all at once: a replica stopped first would hand the lease to one still running
+        for rep in replicas.values():
+            rep.terminate()
         for rep in replicas.values():
             try:
                 rep.stop()
             except Exception as err:
                 result.failures.append(f"stopping {rep.name}: {err}")
+        checked = time.time()
         try:
-            _check(spec, host, replicas, run_dir, state, result, fake_secrets, tokens)
+            _check(spec, host, replicas, run_dir, state, result, fake_secrets, tokens, view, members)
+            result.notes.append(f"checks took {time.time() - checked:.1f}s")
         except Exception as err:
             result.failures.append(f"checks: {type(err).__name__}: {err}")
+        members.stop()
         host.stop()
         if pg_own is not None:
             pg_own.stop()
@@ -359,16 +383,15 @@ def _drive(
     t0: float,
     result: RunResult,
     pg_own: PostgresServer | None,
+    view: CloudView,
+    members: Members,
 ) -> None:
-    view = CloudView()
-    jobs: dict[str, Job] = {}
     pending = sorted(spec.events, key=lambda e: e.at)
     chosen: dict[str, Replica] = {}
     dropped = False
-    page_seen = False
+    scrape: threading.Thread | None = None
     while True:
-        now = time.time()
-        t = now - t0
+        t = time.time() - t0
         while pending and pending[0].at <= t:
             ev = pending.pop(0)
             rep = replicas.get(ev.replica)
@@ -381,7 +404,12 @@ def _drive(
             if ev.kind == "kill" and rep is not None:
                 rep.kill()
             elif ev.kind == "restart" and rep is not None:
+                # the scenario's clock pauses while the process starts (seconds on a loaded machine),
+                # so what follows still happens to a running daemon
+                paused = time.time()
                 rep.start()
+                rep.wait_up()
+                t0 += time.time() - paused
             elif ev.kind == "stop" and rep is not None:
                 rep.signal(signal.SIGSTOP)
             elif ev.kind == "cont" and rep is not None:
@@ -390,47 +418,38 @@ def _drive(
                 pg_own.restart(ev.arg)
             result.notes.append(f"{ev.kind} {rep.name if rep else ''} at {t:.1f}s")
         poll_local(view, run_dir / "cloud.json")
-        for cid, c in view.last.items():
-            if not dropped and cid not in jobs and c.get("deleting_until") is None and not c.get("fails"):
-                job = start_job(host, cid)
-                if job is not None:
-                    jobs[cid] = job
-        for cid, job in jobs.items():
-            c = view.last.get(cid)
-            check_job(job, cloud_alive=c is not None and c.get("deleting_until") is None)
-        if not page_seen and t > 6:
-            page_seen = _scrape_page(replicas, run_dir)
+        members.sync(view.last, host, place=not dropped)
+        if scrape is None and t > 6:
+            scrape = threading.Thread(target=_scrape_page, args=(replicas, run_dir), daemon=True)
+            scrape.start()
         if not dropped and t >= sc.DROP_AT:
             dropped = True
-            for job in jobs.values():
-                finish_job(job)
+            result.drop_at = time.time()
+            members.finish_jobs()
             for i in range(sc.PENDING_JOBS):
                 host.delete("v1", "pods", f"job-{i}", "default")
-        if dropped and not [c for c in view.last.values() if c.get("deleting_until") is None] and t > sc.DROP_AT + 3:
+        if dropped and not pending and not [c for c in view.last.values() if c.get("deleting_until") is None]:
             break
         if t > sc.MAX_S:
             result.notes.append(f"cloud not empty after {sc.MAX_S:.0f}s: {sorted(view.last)}")
             break
         time.sleep(0.25)
-    result.extra_view = view  # type: ignore[attr-defined]
-    result.extra_jobs = jobs  # type: ignore[attr-defined]
+    if scrape is not None:
+        scrape.join(timeout=20)
 
 
-def _scrape_page(replicas: dict[str, Replica], run_dir: Path) -> bool:
+def _scrape_page(replicas: dict[str, Replica], run_dir: Path) -> None:
     """The status page and /metrics of the first replica, kept for the secrets check."""
     rep = next(iter(replicas.values()))
-    if not rep.alive or rep.stopped:
-        return False
-    url = rep.status_url()
+    url = rep.status_url() if rep.alive and not rep.stopped else None
     if url is None:
-        return False
+        return
     try:
         for suffix, name in (("/", "status.html"), ("/metrics", "metrics.txt")):
-            with urllib.request.urlopen(url + suffix, timeout=3) as resp:
+            with urllib.request.urlopen(url + suffix, timeout=20) as resp:
                 (run_dir / name).write_bytes(resp.read())
     except OSError:
-        return False
-    return True
+        return
 
 
 def _check(
@@ -442,20 +461,22 @@ def _check(
     result: RunResult,
     fake_secrets: dict[str, str],
     tokens: dict[str, str],
+    view: CloudView,
+    members: Members,
 ) -> None:
     from burst.store import Store
 
-    view: CloudView = getattr(result, "extra_view", CloudView())
-    jobs: dict[str, Job] = getattr(result, "extra_jobs", {})
     poll_local(view, run_dir / "cloud.json")
+    members.sync(view.last, host, place=False)
     audit = read_audit(run_dir / "audit.jsonl")
     for call in audit:
         if call.call == "create_cluster" and call.outcome == "accepted":
             view.ever.add(call.cluster)
 
-    # processes: exit codes and tracebacks
+    # processes: exit codes and tracebacks (their output is kept beside the run for a look later)
     for rep in replicas.values():
         text = rep.text()
+        (run_dir / f"replica-{rep.name}.log").write_text(text, encoding="utf-8")
         if "Traceback" in text:
             result.failures.append(f"replica {rep.name}: traceback in its output")
         bad = [c for c in rep.codes if c not in (0, -signal.SIGKILL)]
@@ -466,7 +487,8 @@ def _check(
         return
     if state.startswith("sqlite:///") and not state.startswith("sqlite:////"):
         state = f"sqlite:///{run_dir / state[len('sqlite:///') :]}"
-    store = Store(state, OWNER)
+    with STORE_LOCK:  # opening a store runs Alembic, whose context is process-global
+        store = Store(state, OWNER)
     try:
         records = {c.cluster_id: c for c in store.all_clusters()}
         ledger = store.ledger()
@@ -494,14 +516,14 @@ def _check(
         result.notes.append(f"still in the cloud at the end (known to the store): {left}")
 
     result.duplicates = max(0, view.max_alive - sc.NEEDED)
-    result.killed_jobs = sum(1 for j in jobs.values() if j.killed)
+    killed = {j.cluster: j.killed for j in members.jobs.values() if j.killed}
+    result.killed_jobs = len(killed)
+    if killed:
+        result.notes.append(f"jobs killed: {killed}")
     # and what burst itself says it killed (a hard stop removing a cluster under running work)
     result.killed_jobs += sum(
         1 for tr in transitions if tr.get("to_state") == "REMOVING" and "killed" in str(tr.get("reason", ""))
     )
-    lost = [j.cluster for j in jobs.values() if j.lost]
-    if lost:
-        result.notes.append(f"jobs lost with a killed daemon's member API (not counted): {lost}")
 
     # non-leader side effects: each mutating call against the Lease holder of its moment
     pid_of = {pid: rep.name for rep in replicas.values() for _, pid in rep.pids}
@@ -528,7 +550,10 @@ def _check(
         spend = sum(s.cost(now) for s in ledger)
         marks = sorted({s.start for s in ledger})
         peak = max(
-            (sum(s.quantity * s.rate_per_hour for s in ledger if s.start <= m and (s.end is None or s.end > m)) for m in marks),
+            (
+                sum(s.quantity * s.rate_per_hour for s in ledger if s.start <= m and (s.end is None or s.end > m))
+                for m in marks
+            ),
             default=0.0,
         )
         allowed = spec.budget + peak * sc.TICK_S / 3600
@@ -544,14 +569,17 @@ def _check(
 
     # restart regret inputs: every drain the run decided
     for d in decisions:
+        at = d["at"] if d["at"].tzinfo else d["at"].replace(tzinfo=UTC)
+        if result.drop_at and at.timestamp() > result.drop_at + 1.0:
+            continue  # the queue was empty: giving capacity back is right
         detail = d.get("detail")
         actions = (json.loads(detail) if isinstance(detail, str) else detail or {}).get("actions", [])
         for a in actions:
-            if a.get("op") in ("drain", "shrink"):
+            if a.get("op") in ("drain", "shrink", "delete"):
                 result.drains.add((a["op"], str(a.get("cluster"))))
 
     # secrets: in any output, log, page, report
-    needles = [*fake_secrets.values(), *tokens.values(), host.token, *_member_tokens(host)]
+    needles = [*fake_secrets.values(), *tokens.values(), host.token, *members.all_tokens, *_member_tokens(host)]
     texts = {f"replica {r.name}": r.text() for r in replicas.values()}
     texts["burst status"] = status_out
     for name in ("status.html", "metrics.txt"):

@@ -25,7 +25,7 @@ SCENARIOS = (
     "budget",
 )
 #: scenarios that compare against an unrestarted twin (restart regret)
-TWINNED = frozenset({"sigkill", "replicas"})
+TWINNED = frozenset({"sigkill", "sigstop", "replicas"})
 #: scenarios that only make sense on one store
 STORES = {"pg_restart": ("postgres",)}
 
@@ -36,7 +36,7 @@ NEEDED = (PENDING_JOBS * JOB_CPUS + CLUSTER_CORES - 1) // CLUSTER_CORES
 TICK_S = 1.0
 LEASE_S = 4.0
 DROP_AT = 12.0
-MAX_S = 30.0
+MAX_S = 45.0
 BUDGET = 0.002  # EUR: two clusters spend it in about 4 s
 
 
@@ -143,15 +143,11 @@ def make_spec(scenario: str, backend: str, store: str, seed: int) -> RunSpec:
     raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
 
 
-def plan_runs(runs: int, seed: int, scenarios: tuple[str, ...], backends: tuple[str, ...], stores: tuple[str, ...]) -> list[RunSpec]:
+def plan_runs(
+    runs: int, seed: int, scenarios: tuple[str, ...], backends: tuple[str, ...], stores: tuple[str, ...]
+) -> list[RunSpec]:
     """``runs`` specs, round-robin over every (scenario, backend, store) cell, seeds from ``seed``."""
-    cells = [
-        (s, b, st)
-        for s in scenarios
-        for b in backends
-        for st in stores
-        if st in STORES.get(s, stores)
-    ]
+    cells = [(s, b, st) for s in scenarios for b in backends for st in stores if st in STORES.get(s, stores)]
     if not cells:
         raise ValueError("no (scenario, backend, store) cell to run")
     return [make_spec(*cells[i % len(cells)], seed + i) for i in range(runs)]

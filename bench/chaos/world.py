@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,106 +195,92 @@ def poll_local(view: CloudView, path: Path) -> None:
     view.max_alive = max(view.max_alive, alive)
 
 
-# --- jobs on the members, as KubeFed and the kubelets would run them -------------------------------
+# --- the member clusters, as the cloud's control planes, KubeFed and the kubelets would run them ---
 
 
 @dataclass
 class Job:
+    """One job KubeFed placed on a member: Running on the member's first node until the queue ends."""
+
     cluster: str
-    endpoint: str
-    token: str
+    node: str
     pod: str
     done: bool = False
-    lost: bool = False  # the member's API server went away with the daemon process (a fake's artefact)
-    killed: bool = False
+    killed: str = ""  # why, when the job was killed
 
 
-def _req(method: str, url: str, token: str, body: Any = None, ctype: str = "application/json") -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {token}")
-    if data is not None:
-        req.add_header("Content-Type", ctype)
-    with urllib.request.urlopen(req, timeout=2) as resp:
-        return json.loads(resp.read() or b"null")
+class Members:
+    """Each cluster's Kubernetes API server, run here rather than inside a daemon process, so every
+    replica (and every restart) sees the same member, as it would a real cluster.  The local cloud
+    reads the kubeconfigs written to ``directory`` (its ``members_dir``).  Node removals and deletes
+    done by the cloud are mirrored; a job whose node or cluster goes away while it runs was killed.
+    """
 
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.servers: dict[str, KubeApiServer] = {}
+        self.jobs: dict[str, Job] = {}
+        self.all_tokens: list[str] = []
 
-def member_of(host: KubeApiServer, cid: str) -> tuple[str, str] | None:
-    """(endpoint, token) of a joined member, read the way the KubeFed controller reads them."""
-    import base64
+    def sync(self, state: dict[str, dict[str, Any]], host: KubeApiServer, place: bool) -> None:
+        now = time.time()
+        for cid, c in state.items():
+            deleting = c.get("deleting_until") is not None
+            server = self.servers.get(cid)
+            if server is None and not deleting:
+                server = KubeApiServer()
+                server.start()
+                self.all_tokens.append(server.token)
+                removed = list(c.get("removed") or [])
+                total = int(c.get("desired") or 0) + len(removed)
+                for i in range(total):
+                    name = f"{cid}-node-{i}"
+                    if name not in removed:
+                        server.add_node(name, cpu=str(c.get("cpus") or 8), memory="32Gi")
+                self.servers[cid] = server
+                tmp = self.dir / f".{cid}.tmp"
+                tmp.write_text(server.kubeconfig(name=cid), encoding="utf-8")
+                tmp.replace(self.dir / f"{cid}.kubeconfig")
+            if server is None:
+                continue
+            for name in c.get("removed") or []:
+                if server.find("v1", "nodes", name) is not None:
+                    server.delete("v1", "nodes", name)
+            job = self.jobs.get(cid)
+            if job is not None and not job.done and not job.killed:
+                if deleting:
+                    job.killed = "cluster deleted while the job ran"
+                elif job.node in (c.get("removed") or []):
+                    job.killed = f"node {job.node} removed while the job ran"
+                elif server.find("v1", "pods", job.pod, "default") is None:
+                    job.killed = "pod deleted while it ran"
+            ready = now >= float(c.get("ready_at") or 0) and not c.get("fails")
+            joined = host.find("core.kubefed.io/v1beta1", "kubefedclusters", cid, KFS) is not None
+            if place and job is None and ready and joined and not deleting:
+                nodes = server.objects("v1", "nodes")
+                if nodes:
+                    node = nodes[0]["metadata"]["name"]
+                    pod = f"analysis-{cid}"
+                    server.add_pod(pod, cpu="4", memory="1Gi", phase="Running", node=node)
+                    self.jobs[cid] = Job(cid, node, pod)
+        for cid in [c for c in self.servers if c not in state]:
+            job = self.jobs.get(cid)
+            if job is not None and not job.done and not job.killed:
+                job.killed = "cluster deleted while the job ran"
+            self.servers.pop(cid).stop()
 
-    kfc = host.find("core.kubefed.io/v1beta1", "kubefedclusters", cid, KFS)
-    if kfc is None:
-        return None
-    secret = host.find("v1", "secrets", kfc["spec"]["secretRef"]["name"], KFS)
-    if secret is None or "token" not in (secret.get("data") or {}):
-        return None
-    return kfc["spec"]["apiEndpoint"], base64.b64decode(secret["data"]["token"]).decode()
+    def finish_jobs(self) -> None:
+        """The queue ends: every job still running completes."""
+        for cid, job in self.jobs.items():
+            server = self.servers.get(cid)
+            if job.done or job.killed or server is None:
+                continue
+            if server.find("v1", "pods", job.pod, "default") is not None:
+                server.set_pod_phase("default", job.pod, "Succeeded")
+            job.done = True
 
-
-def start_job(host: KubeApiServer, cid: str) -> Job | None:
-    """A pod bound to the member's first node and Running; None when the member cannot be reached."""
-    found = member_of(host, cid)
-    if found is None:
-        return None
-    endpoint, token = found
-    try:
-        nodes = _req("GET", f"{endpoint}/api/v1/nodes", token)["items"]
-        if not nodes:
-            return None
-        pod = f"analysis-{cid}"
-        body = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": pod},
-            "spec": {
-                "nodeName": nodes[0]["metadata"]["name"],
-                "containers": [{"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "4"}}}],
-            },
-        }
-        _req("POST", f"{endpoint}/api/v1/namespaces/default/pods", token, body)
-        _req(
-            "PATCH",
-            f"{endpoint}/api/v1/namespaces/default/pods/{pod}/status",
-            token,
-            {"status": {"phase": "Running"}},
-            "application/merge-patch+json",
-        )
-    except (OSError, urllib.error.URLError, ValueError, KeyError):
-        return None
-    return Job(cid, endpoint, token, pod)
-
-
-def check_job(job: Job, cloud_alive: bool) -> None:
-    """A job still running whose pod is gone, or whose member went away because its cluster was
-    deleted, was killed; a member gone with its (killed) daemon process while the cloud still
-    holds the cluster is the local cloud's artefact, not burst's doing."""
-    if job.done or job.lost or job.killed:
-        return
-    try:
-        _req("GET", f"{job.endpoint}/api/v1/namespaces/default/pods/{job.pod}", job.token)
-    except urllib.error.HTTPError as err:
-        if err.code == 404:
-            job.killed = True
-        return
-    except (OSError, urllib.error.URLError):
-        if cloud_alive:
-            job.lost = True
-        else:
-            job.killed = True
-
-
-def finish_job(job: Job) -> None:
-    if job.done or job.lost or job.killed:
-        return
-    try:
-        _req(
-            "PATCH",
-            f"{job.endpoint}/api/v1/namespaces/default/pods/{job.pod}/status",
-            job.token,
-            {"status": {"phase": "Succeeded"}},
-            "application/merge-patch+json",
-        )
-        job.done = True
-    except (OSError, urllib.error.URLError):
-        job.lost = True
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.servers.clear()

@@ -89,6 +89,12 @@ class LocalProviderConfig(ProviderConfig):
         description="give each ready cluster a real (in-process) Kubernetes API server, so federations "
         "join it for real; its kubeconfig is what credentials() returns",
     )
+    members_dir: str | None = Field(
+        default=None,
+        description="with kube_api: the clusters' API servers are run by another process (a test harness "
+        "playing the cloud's control planes, shared by every burst replica); credentials() returns the "
+        "kubeconfig it wrote to <members_dir>/<cluster id>.kubeconfig",
+    )
     faults: list[Fault] = Field(default_factory=list)
     state_file: str | None = Field(default=None, description="persist the simulated account here (JSON)")
     audit_file: str | None = Field(
@@ -112,10 +118,15 @@ class LocalProviderConfig(ProviderConfig):
         state = None
         if self.state_file:
             state = self.state_file if os.path.isabs(self.state_file) else os.path.join(ctx.config_dir, self.state_file)
+        members = None
+        if self.members_dir:
+            members = self.members_dir if os.path.isabs(self.members_dir) else os.path.join(ctx.config_dir, self.members_dir)
         audit = None
         if self.audit_file:
             audit = self.audit_file if os.path.isabs(self.audit_file) else os.path.join(ctx.config_dir, self.audit_file)
-        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, audit)
+        return LocalProvider(
+            name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, audit, members
+        )
 
 
 def catalog_offerings(
@@ -182,6 +193,7 @@ class LocalProvider:
         rng: random.Random,
         state_file: str | None,
         audit_file: str | None = None,
+        members_dir: str | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
@@ -191,6 +203,7 @@ class LocalProvider:
         self.rng = rng
         self.state_file = state_file
         self.audit_file = audit_file
+        self.members_dir = members_dir
         self.calls: list[tuple[str, str]] = []  # (method, cluster id): what burst asked, for tests
         self._acct = self._load()
         self._servers: dict[str, Any] = {}  # cluster id → KubeApiServer (kube_api mode)
@@ -307,7 +320,7 @@ class LocalProvider:
         else:
             if c.nodes == 0:
                 c.nodes = c.desired
-            if self.cfg.kube_api:
+            if self.cfg.kube_api and self.members_dir is None:
                 self._api_server(c)
             if c.resize_at is not None and now >= c.resize_at:
                 c.nodes, c.resize_at = c.desired, None
@@ -424,6 +437,12 @@ class LocalProvider:
         c = self._acct.clusters.get(cluster_id)
         if c is None:
             raise NotFound(f"cluster {cluster_id} not found on {self.name}")
+        if self.cfg.kube_api and self.members_dir is not None:
+            path = Path(self.members_dir) / f"{cluster_id}.kubeconfig"
+            try:
+                return path.read_text(encoding="utf-8")
+            except OSError as err:
+                raise ProviderError(f"credentials of {cluster_id}: its API server is not up ({err.strerror})") from None
         if self.cfg.kube_api:
             return str(self._api_server(c).kubeconfig())
         return (
