@@ -37,7 +37,7 @@ TICK_S = 1.0
 LEASE_S = 4.0
 DROP_AT = 12.0
 MAX_S = 45.0
-BUDGET = 0.002  # EUR: two clusters spend it in about 4 s
+BUDGET = 8.0  # EUR: two clusters at 2 × 900 EUR/h per node spend it in about 8 s
 
 
 @dataclass(frozen=True)
