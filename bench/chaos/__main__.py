@@ -19,7 +19,7 @@ from bench.chaos.report import BOUNDS, summarize, table, violations
 from bench.chaos.runner import Postgres, RunResult, run_one
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = ("local",)
+BACKENDS = ("local", "aws")
 
 
 def _csv(value: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:

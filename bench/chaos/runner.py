@@ -25,7 +25,17 @@ from typing import Any
 import yaml
 
 from bench.chaos import scenarios as sc
-from bench.chaos.world import ChaosHost, CloudView, Members, Window, make_host, poll_local, read_audit
+from bench.chaos.aws import MUTATING_OPS, AwsCloud
+from bench.chaos.world import (
+    ChaosHost,
+    CloudCall,
+    CloudView,
+    Members,
+    Window,
+    make_host,
+    poll_local,
+    read_audit,
+)
 from burst.testing.postgres import PostgresServer
 
 OWNER = "chaos"
@@ -192,7 +202,16 @@ class Replica:
         return None
 
 
-def _config(run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, token: str, state: str) -> Path:
+def _owner(spec: sc.RunSpec) -> str:
+    """The installation name: per run, so runs sharing one moto account never see each other."""
+    if spec.backend == "local":
+        return OWNER
+    return f"c{spec.seed % 10**8}{'t' if spec.twin else ''}"
+
+
+def _config(
+    run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, token: str, state: str, aws: AwsCloud | None
+) -> Path:
     kubeconfig = run_dir / f"host-{replica}.kubeconfig"
     kubeconfig.write_text(host.kubeconfig(token=token, name="condor-host"), encoding="utf-8")
     policies: list[dict[str, Any]] = [
@@ -201,34 +220,22 @@ def _config(run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, toke
     if spec.budget is not None:
         policies.append({"kind": "budget", "monthly": f"{spec.budget} EUR", "horizon": "2s", "tick": "1s"})
     policies.append({"kind": "placement"})
+    federation: dict[str, Any] = {
+        "kind": "kubefed",
+        "host_kubeconfig": kubeconfig.name,
+        "host_context": "condor-host",
+        "timeout": "2s",
+    }
+    if aws is not None:  # an EKS member's API is not served here: its join and drain are simulated
+        federation = {"kind": "local", "join_latency": "0s"}
     doc: dict[str, Any] = {
-        "installation": OWNER,
+        "installation": _owner(spec),
         "state": state,
+        **({"currency": "USD"} if aws is not None else {}),
         "onprem": {"cores": 4},
         "backlog": {"kind": "kubernetes", "kubeconfig": kubeconfig.name, "timeout": "2s"},
-        "federation": {
-            "kind": "kubefed",
-            "host_kubeconfig": kubeconfig.name,
-            "host_context": "condor-host",
-            "timeout": "2s",
-        },
-        "providers": {
-            "aws": {
-                "kind": "local",
-                "cloud": "aws",
-                "flavors": ["m5.2xlarge"],
-                **_budget_cloud(spec),
-                "max_nodes": 4,
-                "nodes_per_cluster": 2,
-                "latency_scale": 0.003,
-                "delete_latency": 1,
-                "kube_api": True,
-                "state_file": "cloud.json",
-                "members_dir": "members",
-                "audit_file": "audit.jsonl",
-                "faults": [dict(f) for f in spec.faults],
-            }
-        },
+        "federation": federation,
+        "providers": {"aws": aws.provider_section() if aws is not None else _local_section(spec)},
         "policies": policies,
         "reconciler": {"tick": f"{sc.TICK_S:g}s", "retry_backoff": "1s", "joining_timeout": "20s"},
         "leader_election": {
@@ -244,6 +251,24 @@ def _config(run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, toke
     return path
 
 
+def _local_section(spec: sc.RunSpec) -> dict[str, Any]:
+    return {
+        "kind": "local",
+        "cloud": "aws",
+        "flavors": ["m5.2xlarge"],
+        **_budget_cloud(spec),
+        "max_nodes": 4,
+        "nodes_per_cluster": 2,
+        "latency_scale": 0.003,
+        "delete_latency": 1,
+        "kube_api": True,
+        "state_file": "cloud.json",
+        "members_dir": "members",
+        "audit_file": "audit.jsonl",
+        "faults": [dict(f) for f in spec.faults],
+    }
+
+
 def _budget_cloud(spec: sc.RunSpec) -> dict[str, Any]:
     """Under a budget: a cloud billed by the second (OpenStack's catalog: no minimum billed time)
     at a price that spends the cap within the run; else the minimum commitment alone (60 s on AWS)
@@ -251,6 +276,10 @@ def _budget_cloud(spec: sc.RunSpec) -> dict[str, Any]:
     if spec.budget is None:
         return {}
     return {"cloud": "openstack", "flavors": ["m2.2xlarge"], "prices": {"m2.2xlarge": {"price_per_hour": 900}}}
+
+
+def akid(replica: str) -> str:
+    return f"AKIDCHAOS{replica.upper()}"
 
 
 class Postgres:
@@ -311,6 +340,7 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
     replicas: dict[str, Replica] = {}
     view = CloudView()
     members = Members(run_dir / "members")
+    aws: AwsCloud | None = None
     state = ""
     tokens: dict[str, str] = {}
     fake_secrets = {
@@ -323,6 +353,8 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
             state, pg_own = pg.database(own=any(e.kind == "pg_restart" for e in spec.events))
         else:
             state = "sqlite:///burst.db"
+        if spec.backend == "aws":
+            aws = AwsCloud(_owner(spec), spec.faults, spec.seed)
         env = {
             **os.environ,
             "NO_COLOR": "1",
@@ -335,18 +367,19 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
         configs = {}
         for r in spec.replicas:
             host.token_for(r, tokens[r])
-            configs[r] = _config(run_dir, spec, r, host, tokens[r], state)
+            configs[r] = _config(run_dir, spec, r, host, tokens[r], state, aws)
         launched = time.time()
         for i, r in enumerate(spec.replicas):
             # one after the other, as a rollout starts them: two replicas migrating a fresh store at
             # once is a different fault (see the README)
-            replicas[r] = Replica(r, configs[r], env, metrics=(i == 0))
+            # each replica signs with its own access key: the cloud's log names the sender
+            replicas[r] = Replica(r, configs[r], {**env, "AWS_ACCESS_KEY_ID": akid(r)}, metrics=(i == 0))
             replicas[r].wait_up()
         t0 = time.time()  # the scenario's clock starts when every replica runs
         result.notes.append(f"replicas up after {t0 - launched:.1f}s")
         for w in spec.windows:
             host.windows.append(Window(w[0], 503, "ServiceUnavailable", t0 + w[2], t0 + w[3], frozenset(w[1])))
-        _drive(spec, host, replicas, run_dir, t0, result, pg_own, view, members)
+        _drive(spec, host, replicas, run_dir, t0, result, pg_own, view, members, aws)
         result.notes.append(f"scenario over after {time.time() - t0:.1f}s")
     except Exception as err:  # a harness failure is a failed run, reported, never a crash of the bench
         result.failures.append(f"harness: {type(err).__name__}: {err}")
@@ -361,11 +394,13 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
                 result.failures.append(f"stopping {rep.name}: {err}")
         checked = time.time()
         try:
-            _check(spec, host, replicas, run_dir, state, result, fake_secrets, tokens, view, members)
+            _check(spec, host, replicas, run_dir, state, result, fake_secrets, tokens, view, members, aws)
             result.notes.append(f"checks took {time.time() - checked:.1f}s")
         except Exception as err:
             result.failures.append(f"checks: {type(err).__name__}: {err}")
         members.stop()
+        if aws is not None:
+            aws.stop()
         host.stop()
         if pg_own is not None:
             pg_own.stop()
@@ -395,6 +430,7 @@ def _drive(
     pg_own: PostgresServer | None,
     view: CloudView,
     members: Members,
+    aws: AwsCloud | None,
 ) -> None:
     pending = sorted(spec.events, key=lambda e: e.at)
     chosen: dict[str, Replica] = {}
@@ -427,8 +463,11 @@ def _drive(
             elif ev.kind == "pg_restart" and pg_own is not None:
                 pg_own.restart(ev.arg)
             result.notes.append(f"{ev.kind} {rep.name if rep else ''} at {t:.1f}s")
-        poll_local(view, run_dir / "cloud.json")
-        members.sync(view.last, host, place=not dropped)
+        if aws is not None:
+            aws.poll(view)
+        else:
+            poll_local(view, run_dir / "cloud.json")
+            members.sync(view.last, host, place=not dropped)
         if scrape is None and t > 6:
             scrape = threading.Thread(target=_scrape_page, args=(replicas, run_dir), daemon=True)
             scrape.start()
@@ -475,14 +514,29 @@ def _check(
     tokens: dict[str, str],
     view: CloudView,
     members: Members,
+    aws: AwsCloud | None,
 ) -> None:
     from burst.store import Store
 
-    poll_local(view, run_dir / "cloud.json")
-    members.sync(view.last, host, place=False)
-    audit = read_audit(run_dir / "audit.jsonl")
+    if aws is not None:
+        aws.poll(view)
+        result.failures += [f"fake EKS: {e}" for e in aws.errors[:3]]
+        result.notes.append("EKS members are not served here (local federation): jobs are not watched")
+        by_key = {akid(r): rep for r, rep in replicas.items()}
+        audit = []
+        for c in aws.calls:
+            if c.operation not in MUTATING_OPS:
+                continue
+            sender = by_key.get(c.akid)
+            pid = sender.pid_at(c.t) if sender is not None else -1
+            outcome = "accepted" if c.status < 300 else f"refused: {c.status}"
+            audit.append(CloudCall(c.t, pid or -1, c.operation, c.cluster, outcome))
+    else:
+        poll_local(view, run_dir / "cloud.json")
+        members.sync(view.last, host, place=False)
+        audit = read_audit(run_dir / "audit.jsonl")
     for call in audit:
-        if call.call == "create_cluster" and call.outcome == "accepted":
+        if call.call in ("create_cluster", "CreateCluster") and call.outcome == "accepted":
             view.ever.add(call.cluster)
 
     # processes: exit codes and tracebacks (their output is kept beside the run for a look later)
@@ -500,7 +554,7 @@ def _check(
     if state.startswith("sqlite:///") and not state.startswith("sqlite:////"):
         state = f"sqlite:///{run_dir / state[len('sqlite:///') :]}"
     with STORE_LOCK:  # opening a store runs Alembic, whose context is process-global
-        store = Store(state, OWNER)
+        store = Store(state, _owner(spec))
     try:
         records = {c.cluster_id: c for c in store.all_clusters()}
         ledger = store.ledger()
@@ -557,7 +611,7 @@ def _check(
     if offences:
         result.notes.append(f"non-leader side effects: {offences[:5]}")
 
-    creates = [c for c in audit if c.call == "create_cluster" and c.outcome != "exists"]
+    creates = [c for c in audit if c.call in ("create_cluster", "CreateCluster") and c.outcome != "exists"]
     result.creates = len(creates)
     result.creates_per_needed = len(creates) / sc.NEEDED
 

@@ -28,6 +28,8 @@ SCENARIOS = (
 TWINNED = frozenset({"sigkill", "sigstop", "replicas"})
 #: scenarios that only make sense on one store
 STORES = {"pg_restart": ("postgres",)}
+#: scenarios that only make sense on some backends (the budget run needs a per-second-billed cloud)
+BACKENDS = {"budget": ("local",)}
 
 PENDING_JOBS = 4
 JOB_CPUS = 8
@@ -114,6 +116,10 @@ def make_spec(scenario: str, backend: str, store: str, seed: int) -> RunSpec:
         )
     if scenario == "replicas":
         return RunSpec(scenario, backend, store, seed, ("a", "b"), (Event(u(2.0, 9.0), "kill", "leader"),))
+    if scenario == "cloud_faults" and backend == "aws":
+        from bench.chaos.aws import draw_faults
+
+        return RunSpec(scenario, backend, store, seed, faults=draw_faults(rng))
     if scenario == "cloud_faults":
         kinds = ["quota_exceeded", "capacity_unavailable", "throttled", "slow_provisioning", "provisioning_fails"]
         chosen = rng.sample(kinds, rng.randint(1, 3))
