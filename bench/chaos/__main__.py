@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--minutes", type=float, default=40.0, help="stop starting runs after this long")
-    ap.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    ap.add_argument("--jobs", type=int, default=3, help="runs side by side (mostly waiting: 3 fit 2 cores)")
     ap.add_argument("--scenarios", default=",".join(sc.SCENARIOS))
     ap.add_argument("--backends", default=",".join(BACKENDS))
     ap.add_argument("--stores", default="sqlite,postgres")

@@ -646,7 +646,8 @@ def _check(
         actions = (json.loads(detail) if isinstance(detail, str) else detail or {}).get("actions", [])
         for a in actions:
             if a.get("op") in ("drain", "shrink", "delete"):
-                result.drains.add((a["op"], str(a.get("cluster"))))
+                # by the cluster's number: a twin on AWS has its own installation name
+                result.drains.add((a["op"], str(a.get("cluster")).removeprefix(f"{_owner(spec)}-")))
 
     # secrets: in any output, log, page, report
     needles = [*fake_secrets.values(), *tokens.values(), host.token, *members.all_tokens, *_member_tokens(host)]
