@@ -29,7 +29,8 @@ TWINNED = frozenset({"sigkill", "sigstop", "replicas"})
 #: scenarios that only make sense on one store
 STORES = {"pg_restart": ("postgres",)}
 #: scenarios that only make sense on some backends (the budget run needs a per-second-billed cloud)
-BACKENDS = {"budget": ("local",)}
+#: and the host's federation API matters only where KubeFed joins the members (the local cloud's)
+BACKENDS = {"budget": ("local",), "federation_down": ("local",)}
 
 PENDING_JOBS = 4
 JOB_CPUS = 8
