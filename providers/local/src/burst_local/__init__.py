@@ -120,13 +120,13 @@ class LocalProviderConfig(ProviderConfig):
             state = self.state_file if os.path.isabs(self.state_file) else os.path.join(ctx.config_dir, self.state_file)
         members = None
         if self.members_dir:
-            members = self.members_dir if os.path.isabs(self.members_dir) else os.path.join(ctx.config_dir, self.members_dir)
+            members = (
+                self.members_dir if os.path.isabs(self.members_dir) else os.path.join(ctx.config_dir, self.members_dir)
+            )
         audit = None
         if self.audit_file:
             audit = self.audit_file if os.path.isabs(self.audit_file) else os.path.join(ctx.config_dir, self.audit_file)
-        return LocalProvider(
-            name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, audit, members
-        )
+        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, audit, members)
 
 
 def catalog_offerings(
