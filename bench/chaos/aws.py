@@ -5,8 +5,8 @@ What a run sees of EKS comes from the proxy's side: each request's operation, th
 signed it (one per replica, so a side effect names its sender), when it arrived and what was
 answered.  Faults are injected the way EKS fails: 429 with ``Retry-After``, 5xx, quota and capacity
 errors, a slow answer past the client's read timeout (the call is done late, the caller gave up),
-a lost answer (done at once, the answer never arrives), and "done but gone" (EKS accepted the
-cluster, then it is not there).
+a lost answer (done at once, the answer never arrives), "done but gone" (EKS accepted the
+cluster, then it is not there), and slow calls (answered late, within the timeout).
 """
 
 from __future__ import annotations
@@ -168,10 +168,14 @@ class AwsCloud:
                 )
             elif kind == "lost_answer":
                 self.proxy.hold(op)
+                threading.Thread(target=self._release_after_timeout, daemon=True).start()
 
     def _before(self, proxy: Any, method: str, raw_path: str, headers: dict[str, str]) -> None:
-        """A slow answer: the call waits past the client's read timeout before the cloud acts."""
+        """A slow answer: the call waits past the client's read timeout before the cloud acts;
+        with ``slow_calls`` three calls in ten take a second (under the timeout) to answer."""
         for f in self._faults:
+            if f["kind"] == "slow_calls" and self._rng.random() < 0.3:
+                time.sleep(1.0)
             due = f["kind"] == "timeout" and f.get("left", 1) > 0 and method == f.get("method", "POST")
             if due and f.get("path", "/clusters") in raw_path:
                 f["left"] = f.get("left", 1) - 1
@@ -190,8 +194,12 @@ class AwsCloud:
                     f["left"] = 0
                     self._gone.add(call.cluster)
                     threading.Thread(target=self._lose, args=(call.cluster,), daemon=True).start()
-        if any(f["kind"] == "lost_answer" for f in self._faults) and self.proxy.held.is_set():
-            threading.Timer(READ_TIMEOUT_S + 1.0, self.proxy.release).start()
+
+    def _release_after_timeout(self) -> None:
+        """The held answer goes out only after the caller gave up (its read timeout): lost."""
+        if self.proxy.held.wait(timeout=120):
+            time.sleep(READ_TIMEOUT_S + 1.0)
+            self.proxy.release()
 
     def _lose(self, cluster: str) -> None:
         """The cloud said yes, then lost the cluster (moto deletes it behind the proxy's back)."""
@@ -251,5 +259,6 @@ def draw_faults(rng: random.Random) -> tuple[dict[str, Any], ...]:
         "timeout",
         "lost_answer",
         "done_but_gone",
+        "slow_calls",
     ]
     return tuple({"kind": k} for k in rng.sample(kinds, rng.randint(1, 3)))

@@ -34,7 +34,7 @@ def test_seeded_chaos_smoke_keeps_every_invariant() -> None:
     specs = [sc.make_spec(s, "local", store, seed) for s, store, seed in SMOKE]
     pg = Postgres()
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:  # runs mostly wait: 3 fit 2 cores
             results: list[RunResult] = list(pool.map(lambda spec: run_one(spec, pg), specs))
     finally:
         pg.close()
