@@ -154,7 +154,13 @@ def plan_runs(
     runs: int, seed: int, scenarios: tuple[str, ...], backends: tuple[str, ...], stores: tuple[str, ...]
 ) -> list[RunSpec]:
     """``runs`` specs, round-robin over every (scenario, backend, store) cell, seeds from ``seed``."""
-    cells = [(s, b, st) for s in scenarios for b in backends for st in stores if st in STORES.get(s, stores)]
+    cells = [
+        (s, b, st)
+        for s in scenarios
+        for b in backends
+        for st in stores
+        if st in STORES.get(s, stores) and b in BACKENDS.get(s, backends)
+    ]
     if not cells:
         raise ValueError("no (scenario, backend, store) cell to run")
     return [make_spec(*cells[i % len(cells)], seed + i) for i in range(runs)]

@@ -68,5 +68,8 @@ def test_a_run_is_planned_from_its_seed_alone() -> None:
     b = sc.plan_runs(12, 7, sc.SCENARIOS, ("local",), ("sqlite", "postgres"))
     assert a == b
     assert {r.store for r in a if r.scenario == "pg_restart"} <= {"postgres"}
+    both = sc.plan_runs(60, 7, sc.SCENARIOS, ("local", "aws"), ("sqlite", "postgres"))
+    assert {r.backend for r in both if r.scenario in ("budget", "federation_down")} == {"local"}
+    assert {r.backend for r in both if r.scenario == "sigkill"} == {"local", "aws"}
     kill = sc.make_spec("sigkill", "local", "sqlite", 3)
     assert kill.events and kill.untouched().events == () and kill.untouched().twin
