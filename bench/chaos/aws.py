@@ -111,6 +111,8 @@ class AwsCloud:
         self.upstream = moto_url()
         self.calls: list[AwsCall] = []
         self.errors: list[str] = []  # the proxy's own failures (a harness problem, not burst's)
+        #: called with the signing access key before a mutating call is served
+        self.on_call: Any = None
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._faults = [dict(f) for f in faults]  # this run's own counters
@@ -171,6 +173,15 @@ class AwsCloud:
                 threading.Thread(target=self._release_after_timeout, daemon=True).start()
 
     def _before(self, proxy: Any, method: str, raw_path: str, headers: dict[str, str]) -> None:
+        hook = self.on_call
+        if hook is not None and method in ("POST", "PUT", "DELETE"):
+            auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+            m = _AKID.search(auth)
+            if m:
+                hook(m.group("akid"))
+        self._delay(method, raw_path)
+
+    def _delay(self, method: str, raw_path: str) -> None:
         """A slow answer: the call waits past the client's read timeout before the cloud acts;
         with ``slow_calls`` three calls in ten take a second (under the timeout) to answer."""
         for f in self._faults:

@@ -62,6 +62,7 @@ class RunResult:
     #: (op, cluster) of every drain, shrink or cancel decided while the queue still held work
     drains: set[tuple[str, str]] = field(default_factory=set)
     drop_at: float = 0.0  # wall time the queue emptied
+    stopped_at: float = 0.0  # wall time every replica had stopped: spend is counted up to here
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -392,6 +393,7 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
                 rep.stop()
             except Exception as err:
                 result.failures.append(f"stopping {rep.name}: {err}")
+        result.stopped_at = time.time()
         checked = time.time()
         try:
             _check(spec, host, replicas, run_dir, state, result, fake_secrets, tokens, view, members, aws)
@@ -410,6 +412,45 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
             shutil.rmtree(run_dir, ignore_errors=True)
     result.wall_s = time.monotonic() - started
     return result
+
+
+class _StopTrap:
+    """SIGSTOP a replica at its next side effect (inside the request's handler, before it is
+    served: the process is then stopped in the middle of its tick), or when ``fire`` is called."""
+
+    def __init__(self, rep: Replica, down: float) -> None:
+        self.rep = rep
+        self.down = down
+        self.fired_at: float | None = None
+        self.how = ""
+        self.cont_planned = False
+        self._lock = threading.Lock()
+
+    def fire(self, how: str) -> bool:
+        with self._lock:
+            if self.fired_at is not None:
+                return False
+            self.fired_at = time.time()
+            self.how = how
+        self.rep.signal(signal.SIGSTOP)
+        return True
+
+
+def _arm_stop(rep: Replica, host: ChaosHost, aws: AwsCloud | None, down: float) -> _StopTrap:
+    trap = _StopTrap(rep, down)
+
+    def on_host(replica: str) -> None:
+        if replica == rep.name:
+            trap.fire("mid-tick (at a host write)")
+
+    def on_cloud(key: str) -> None:
+        if key == akid(rep.name):
+            trap.fire("mid-tick (at a cloud call)")
+
+    host.on_write = on_host
+    if aws is not None:
+        aws.on_call = on_cloud
+    return trap
 
 
 def _leader(host: ChaosHost, replicas: dict[str, Replica]) -> Replica | None:
@@ -434,6 +475,7 @@ def _drive(
 ) -> None:
     pending = sorted(spec.events, key=lambda e: e.at)
     chosen: dict[str, Replica] = {}
+    armed: _StopTrap | None = None
     dropped = False
     scrape: threading.Thread | None = None
     while True:
@@ -457,12 +499,21 @@ def _drive(
                 rep.wait_up()
                 t0 += time.time() - paused
             elif ev.kind == "stop" and rep is not None:
-                rep.signal(signal.SIGSTOP)
+                armed = _arm_stop(rep, host, aws, ev.arg)
+                pending.append(sc.Event(ev.at + 3.0, "stop_now", rep.name, ev.arg))
+                pending.sort(key=lambda e: e.at)
+            elif ev.kind == "stop_now" and armed is not None:
+                armed.fire("between ticks (no side effect within 3 s)")
             elif ev.kind == "cont" and rep is not None:
                 rep.signal(signal.SIGCONT)
             elif ev.kind == "pg_restart" and pg_own is not None:
                 pg_own.restart(ev.arg)
             result.notes.append(f"{ev.kind} {rep.name if rep else ''} at {t:.1f}s")
+        if armed is not None and armed.fired_at is not None and not armed.cont_planned:
+            armed.cont_planned = True
+            result.notes.append(f"stopped {armed.rep.name} {armed.how} at {armed.fired_at - t0:.1f}s")
+            pending.append(sc.Event(armed.fired_at - t0 + armed.down, "cont", armed.rep.name))
+            pending.sort(key=lambda e: e.at)
         if aws is not None:
             aws.poll(view)
         else:
@@ -560,7 +611,7 @@ def _check(
         ledger = store.ledger()
         decisions = store.decisions(limit=10_000)
         transitions = store.transitions()
-        now = datetime.now(UTC)
+        now = datetime.fromtimestamp(result.stopped_at or time.time(), UTC)
     finally:
         store.close()
 

@@ -45,7 +45,8 @@ BUDGET = 8.0  # EUR: two clusters at 2 × 900 EUR/h per node spend it in about 8
 
 @dataclass(frozen=True)
 class Event:
-    """At ``at`` seconds: ``kill`` (SIGKILL), ``restart``, ``stop`` (SIGSTOP), ``cont``,
+    """At ``at`` seconds: ``kill`` (SIGKILL), ``restart``, ``stop`` (SIGSTOP for ``arg`` seconds, at
+    the replica's next side effect — in the middle of its tick — or 3 s later at the latest),
     ``pg_restart`` (PostgreSQL crash-restarted, down ``arg`` seconds) on replica ``replica``."""
 
     at: float
@@ -113,7 +114,7 @@ def make_spec(scenario: str, backend: str, store: str, seed: int) -> RunSpec:
             store,
             seed,
             ("a", "b"),
-            (Event(at, "stop", "leader"), Event(at + down, "cont", "leader")),
+            (Event(at, "stop", "leader", arg=down),),
         )
     if scenario == "replicas":
         return RunSpec(scenario, backend, store, seed, ("a", "b"), (Event(u(2.0, 9.0), "kill", "leader"),))

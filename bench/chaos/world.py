@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ class ChaosHost(KubeApiServer):
         self.writes: list[HostWrite] = []
         self.windows: list[Window] = []
         self._who: dict[str, str] = {}
+        #: called with the sender's replica name before a mutating request is served (a test may
+        #: stop the sender right there: in the middle of its tick)
+        self.on_write: Callable[[str], None] | None = None
         self._local = threading.local()
 
     def token_for(self, replica: str, token: str) -> None:
@@ -85,6 +89,9 @@ class ChaosHost(KubeApiServer):
         if method in MUTATING and replica and "/leases" not in path:
             with self._lock:
                 self.writes.append(HostWrite(now, replica, method, path))
+            hook = self.on_write
+            if hook is not None:
+                hook(replica)
         for w in self.windows:
             if w.start <= now < w.end and w.path in path and method in w.methods:
                 return ApiError(w.code, w.reason, f"injected fault: {w.reason}")
