@@ -652,15 +652,20 @@ def _check(
     for call in audit:
         holder = host.holder_at(call.t)
         if holder is None or not holder.endswith(f"-{call.pid}"):
-            offences.append(f"{call.call} {call.cluster} by {pid_of.get(call.pid, call.pid)} while lease={holder}")
+            at = round(call.t - host.lease_writes[0].t, 2) if host.lease_writes else 0
+            who = f"{pid_of.get(call.pid, call.pid)} (pid {call.pid})"
+            offences.append(f"{call.call} {call.cluster} by {who} at {at}s while lease={holder}")
     for w in host.writes:
         pid = replicas[w.replica].pid_at(w.t) if w.replica in replicas else None
         holder = host.holder_at(w.t)
         if pid is None or holder is None or not holder.endswith(f"-{pid}"):
-            offences.append(f"{w.method} {w.path} by {w.replica} while lease={holder}")
+            at = round(w.t - host.lease_writes[0].t, 2) if host.lease_writes else 0
+            offences.append(f"{w.method} {w.path} by {w.replica} (pid {pid}) at {at}s while lease={holder}")
     result.non_leader = len(offences)
     if offences:
-        result.notes.append(f"non-leader side effects: {offences[:5]}")
+        pids = {rep.name: [p for _, p in rep.pids] for rep in replicas.values()}
+        holders = [(round(w.t - host.lease_writes[0].t, 2), w.holder) for w in host.lease_writes]
+        result.notes.append(f"non-leader side effects: {offences[:5]}; pids {pids}; lease writes {holders[:40]}")
 
     creates = [c for c in audit if c.call in ("create_cluster", "CreateCluster") and c.outcome != "exists"]
     result.creates = len(creates)
