@@ -519,7 +519,7 @@ def _drive(
         else:
             poll_local(view, run_dir / "cloud.json")
             members.sync(view.last, host, place=not dropped)
-        if scrape is None and t > 6:
+        if scrape is None and t > 3:
             scrape = threading.Thread(target=_scrape_page, args=(replicas, run_dir), daemon=True)
             scrape.start()
         if not dropped and t >= sc.DROP_AT:
@@ -535,7 +535,7 @@ def _drive(
             break
         time.sleep(0.25)
     if scrape is not None:
-        scrape.join(timeout=20)
+        scrape.join(timeout=90)  # the CLI takes seconds to start on a loaded machine
 
 
 def _scrape_page(replicas: dict[str, Replica], run_dir: Path) -> None:
@@ -543,6 +543,8 @@ def _scrape_page(replicas: dict[str, Replica], run_dir: Path) -> None:
     secrets check (in a thread: the CLI takes seconds to start on a loaded machine)."""
     rep = next(iter(replicas.values()))
     (run_dir / "burst-status.txt").write_text(_burst_status(replicas, run_dir), encoding="utf-8")
+    report = _burst_status(replicas, run_dir, "report", "--by", "cluster", "--output", "json")
+    (run_dir / "burst-report.txt").write_text(report, encoding="utf-8")
     url = rep.status_url() if rep.alive and not rep.stopped else None
     if url is None:
         return
@@ -713,7 +715,12 @@ def _check(
     )
     if status_text.startswith("EXIT"):
         result.failures.append(f"burst status failed: {status_text[:300]}")
-    for name in ("burst-status.txt", "status.html", "metrics.txt"):
+    report_text = (
+        (run_dir / "burst-report.txt").read_text(encoding="utf-8") if (run_dir / "burst-report.txt").exists() else ""
+    )
+    if report_text.startswith("EXIT"):
+        result.failures.append(f"burst report failed: {report_text[:300]}")
+    for name in ("burst-status.txt", "burst-report.txt", "status.html", "metrics.txt"):
         p = run_dir / name
         if p.exists():
             texts[name] = p.read_text(encoding="utf-8", errors="replace")
@@ -734,12 +741,13 @@ def _member_tokens(host: ChaosHost) -> list[str]:
     return out
 
 
-def _burst_status(replicas: dict[str, Replica], run_dir: Path) -> str:
+def _burst_status(replicas: dict[str, Replica], run_dir: Path, *command: str) -> str:
+    """``burst status`` (or another read-only command) as an operator runs it beside the daemon."""
     rep = next(iter(replicas.values()), None)
     if rep is None:
         return ""
     proc = subprocess.run(
-        [sys.executable, "-m", "burst.cli", "status", "--config", str(rep.config)],
+        [sys.executable, "-m", "burst.cli", *(command or ("status",)), "--config", str(rep.config)],
         capture_output=True,
         text=True,
         cwd=run_dir,
