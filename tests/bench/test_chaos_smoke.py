@@ -73,3 +73,48 @@ def test_a_run_is_planned_from_its_seed_alone() -> None:
     assert {r.backend for r in both if r.scenario == "sigkill"} == {"local", "aws"}
     kill = sc.make_spec("sigkill", "local", "sqlite", 3)
     assert kill.events and kill.untouched().events == () and kill.untouched().twin
+
+
+def test_the_host_names_who_wrote_and_who_held_the_lease(tmp_path: Path) -> None:
+    """The evidence a non-leader check stands on: lease writes by the daemon's own elector, and
+    each mutating request attributed to the replica whose token sent it; outages answer 503."""
+    import time
+    from datetime import timedelta
+
+    from kubernetes import client
+
+    from bench.chaos.world import Window, make_host
+    from burst.clock import RealClock
+    from burst.config import LeaderElectionConfig
+    from burst.daemon import LeaseElector
+    from burst.federation.kube import client_from_kubeconfig
+
+    host = make_host(1, "8")
+    try:
+        electors = {}
+        for name in ("a", "b"):
+            token = f"token-{name}"
+            host.token_for(name, token)
+            (tmp_path / f"{name}.kubeconfig").write_text(host.kubeconfig(token=token), encoding="utf-8")
+            cfg = LeaderElectionConfig(
+                kubeconfig=f"{name}.kubeconfig", identity=f"replica-{name}", lease_duration=timedelta(seconds=4)
+            )
+            electors[name] = LeaseElector(cfg, str(tmp_path), RealClock())
+        assert electors["a"].try_lead() and not electors["b"].try_lead()
+        assert host.holder_at(time.time()) == "replica-a"
+        electors["a"].release()
+        assert electors["b"].try_lead()
+        assert [w.holder for w in host.lease_writes] == ["replica-a", None, "replica-b"]
+        assert host.holder_at(host.lease_writes[1].t - 1e-6) == "replica-a"
+
+        api, _ = client_from_kubeconfig((tmp_path / "b.kubeconfig").read_text(), None)
+        core = client.CoreV1Api(api)
+        core.create_namespaced_config_map("default", {"metadata": {"name": "x"}})
+        assert [(w.replica, w.method) for w in host.writes] == [("b", "POST")]
+        now = time.time()
+        host.windows.append(Window("/configmaps", 503, "ServiceUnavailable", now, now + 60))
+        with pytest.raises(client.ApiException) as err:
+            core.read_namespaced_config_map("x", "default")
+        assert err.value.status == 503
+    finally:
+        host.stop()
