@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from bench.chaos import scenarios as sc
 from bench.chaos.report import BOUNDS, summarize, table, violations
-from bench.chaos.runner import Postgres, RunResult, run_one
+from bench.chaos.runner import Postgres, Replica, RunResult, run_one
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("local", "aws")
@@ -55,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
 
-    results = run_all(specs, args.jobs, args.minutes * 60, args.keep)
+    # SIGTERM (a CI timeout) unwinds like Ctrl-C, so every daemon and server is stopped
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        results = run_all(specs, args.jobs, args.minutes * 60, args.keep)
+    except KeyboardInterrupt:
+        print("python -m bench.chaos: interrupted; every daemon and server it started is stopped", file=sys.stderr)
+        return 130
     rows = summarize(results)
     print(table(rows, len(results), len(specs)))
     bad = violations(rows)
@@ -81,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if bad else 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_all(specs: list[sc.RunSpec], jobs: int, budget_s: float, keep: Path | None) -> list[RunResult]:
     """Run specs ``jobs`` at a time until all are done or ``budget_s`` has passed (runs already
     started finish; the rest are not started and the table says how many ran)."""
@@ -96,7 +107,11 @@ def run_all(specs: list[sc.RunSpec], jobs: int, budget_s: float, keep: Path | No
                     running.add(pool.submit(run_one, todo.pop(0), pg, keep))
                 if not running:
                     break
-                done, running = wait(running, return_when=FIRST_COMPLETED)
+                try:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    Replica.kill_all()  # the runs under way see their daemons gone and wind up
+                    raise
                 for f in done:
                     r = f.result()
                     results.append(r)
@@ -108,6 +123,7 @@ def run_all(specs: list[sc.RunSpec], jobs: int, budget_s: float, keep: Path | No
                         flush=True,
                     )
     finally:
+        Replica.kill_all()  # only when the bench itself was interrupted: runs reap their own
         pg.close()
     return results
 

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -89,6 +89,19 @@ class RunResult:
 class Replica:
     """One ``burst run`` process of replica ``name`` (restarts keep the name, get a new pid)."""
 
+    #: every process a run started and has not reaped: killed if the bench itself is stopped
+    live: ClassVar[set[subprocess.Popen[str]]] = set()
+    _live_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def kill_all(cls) -> None:
+        with cls._live_lock:
+            procs, cls.live = set(cls.live), set()
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
     def __init__(self, name: str, config: Path, env: dict[str, str], metrics: bool) -> None:
         self.name = name
         self.config = config
@@ -115,6 +128,8 @@ class Replica:
             start_new_session=True,
         )
         self.pids.append((time.time(), self.proc.pid))
+        with Replica._live_lock:
+            Replica.live.add(self.proc)
         out: list[str] = []
         self.outputs.append(out)
         threading.Thread(target=self._read, args=(self.proc, out), daemon=True).start()
@@ -155,7 +170,7 @@ class Replica:
         if self.alive:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.codes.append(self.proc.wait(timeout=10))
-        self.proc = None
+        self._reaped()
         self.stopped = False
 
     def terminate(self) -> None:
@@ -181,6 +196,12 @@ class Replica:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.codes.append(-999)  # did not stop on SIGTERM
             self.proc.wait(timeout=10)
+        self._reaped()
+
+    def _reaped(self) -> None:
+        if self.proc is not None:
+            with Replica._live_lock:
+                Replica.live.discard(self.proc)
         self.proc = None
 
     def pid_at(self, t: float) -> int | None:
