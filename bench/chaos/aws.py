@@ -86,6 +86,15 @@ def stop_moto() -> None:
         server.stop()
 
 
+def akid(replica: str) -> str:
+    """The access key a replica signs with: the proxy's log names the sender by it."""
+    return f"AKIDCHAOS{replica.upper()}"
+
+
+def replica_of(key: str) -> str:
+    return key.removeprefix("AKIDCHAOS").lower() if key.startswith("AKIDCHAOS") else ""
+
+
 @dataclass(frozen=True)
 class AwsCall:
     t: float
@@ -224,7 +233,17 @@ class AwsCloud:
 
     # -- what burst needs ----------------------------------------------------------------------
 
-    def provider_section(self) -> dict[str, Any]:
+    def audit(self) -> list[tuple[float, str, str, str, str]]:
+        """Mutating calls as (time, replica, operation, cluster, outcome)."""
+        with self._lock:
+            calls = list(self.calls)
+        return [
+            (c.t, replica_of(c.akid), c.operation, c.cluster, "accepted" if c.status < 300 else f"refused: {c.status}")
+            for c in calls
+            if c.operation in MUTATING_OPS
+        ]
+
+    def provider_section(self, replica: str = "a") -> dict[str, Any]:
         return {
             "kind": "aws",
             "region": REGION,

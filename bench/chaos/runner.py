@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 import yaml
 
 from bench.chaos import scenarios as sc
-from bench.chaos.aws import MUTATING_OPS, AwsCloud
+from bench.chaos.aws import AwsCloud, akid
+from bench.chaos.gke import GkeCloud
 from bench.chaos.world import (
     ChaosHost,
     CloudCall,
@@ -39,6 +40,7 @@ from bench.chaos.world import (
 from burst.testing.postgres import PostgresServer
 
 OWNER = "chaos"
+Remote = AwsCloud | GkeCloud
 STORE_LOCK = threading.Lock()
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -232,7 +234,7 @@ def _owner(spec: sc.RunSpec) -> str:
 
 
 def _config(
-    run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, token: str, state: str, aws: AwsCloud | None
+    run_dir: Path, spec: sc.RunSpec, replica: str, host: ChaosHost, token: str, state: str, remote: Remote | None
 ) -> Path:
     kubeconfig = run_dir / f"host-{replica}.kubeconfig"
     kubeconfig.write_text(host.kubeconfig(token=token, name="condor-host"), encoding="utf-8")
@@ -248,16 +250,16 @@ def _config(
         "host_context": "condor-host",
         "timeout": "2s",
     }
-    if aws is not None:  # an EKS member's API is not served here: its join and drain are simulated
+    if remote is not None:  # an EKS member's API is not served here: its join and drain are simulated
         federation = {"kind": "local", "join_latency": "0s"}
     doc: dict[str, Any] = {
         "installation": _owner(spec),
         "state": state,
-        **({"currency": "USD"} if aws is not None else {}),
+        **({"currency": "USD"} if remote is not None else {}),
         "onprem": {"cores": 4},
         "backlog": {"kind": "kubernetes", "kubeconfig": kubeconfig.name, "timeout": "2s"},
         "federation": federation,
-        "providers": {"aws": aws.provider_section() if aws is not None else _local_section(spec)},
+        "providers": {"aws": remote.provider_section(replica) if remote is not None else _local_section(spec)},
         "policies": policies,
         "reconciler": {"tick": f"{sc.TICK_S:g}s", "retry_backoff": "1s", "joining_timeout": "20s"},
         "leader_election": {
@@ -303,10 +305,6 @@ def _budget_cloud(spec: sc.RunSpec) -> dict[str, Any]:
         "prices": {"m2.2xlarge": {"price_per_hour": 900}},
         "delete_latency": 0,  # the budget's promise (one tick past the cap) holds when removal is prompt
     }
-
-
-def akid(replica: str) -> str:
-    return f"AKIDCHAOS{replica.upper()}"
 
 
 class Postgres:
@@ -367,7 +365,7 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
     replicas: dict[str, Replica] = {}
     view = CloudView()
     members = Members(run_dir / "members")
-    aws: AwsCloud | None = None
+    remote: Remote | None = None
     state = ""
     tokens: dict[str, str] = {}
     fake_secrets = {
@@ -381,7 +379,9 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
         else:
             state = "sqlite:///burst.db"
         if spec.backend == "aws":
-            aws = AwsCloud(_owner(spec), spec.faults, spec.seed)
+            remote = AwsCloud(_owner(spec), spec.faults, spec.seed)
+        elif spec.backend == "gke":
+            remote = GkeCloud(_owner(spec), spec.faults, spec.seed, spec.replicas)
         env = {
             **os.environ,
             "NO_COLOR": "1",
@@ -394,7 +394,7 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
         configs = {}
         for r in spec.replicas:
             host.token_for(r, tokens[r])
-            configs[r] = _config(run_dir, spec, r, host, tokens[r], state, aws)
+            configs[r] = _config(run_dir, spec, r, host, tokens[r], state, remote)
         launched = time.time()
         for i, r in enumerate(spec.replicas):
             # one after the other, as a rollout starts them: two replicas migrating a fresh store at
@@ -406,7 +406,7 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
         result.notes.append(f"replicas up after {t0 - launched:.1f}s")
         for w in spec.windows:
             host.windows.append(Window(w[0], 503, "ServiceUnavailable", t0 + w[2], t0 + w[3], frozenset(w[1])))
-        _drive(spec, host, replicas, run_dir, t0, result, pg_own, view, members, aws)
+        _drive(spec, host, replicas, run_dir, t0, result, pg_own, view, members, remote)
         result.notes.append(f"scenario over after {time.time() - t0:.1f}s")
     except Exception as err:  # a harness failure is a failed run, reported, never a crash of the bench
         result.failures.append(f"harness: {type(err).__name__}: {err}")
@@ -422,13 +422,13 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
         result.stopped_at = time.time()
         checked = time.time()
         try:
-            _check(spec, host, replicas, run_dir, state, result, fake_secrets, tokens, view, members, aws)
+            _check(spec, host, replicas, run_dir, state, result, fake_secrets, tokens, view, members, remote)
             result.notes.append(f"checks took {time.time() - checked:.1f}s")
         except Exception as err:
             result.failures.append(f"checks: {type(err).__name__}: {err}")
         members.stop()
-        if aws is not None:
-            aws.stop()
+        if remote is not None:
+            remote.stop()
         host.stop()
         if pg_own is not None:
             pg_own.stop()
@@ -462,7 +462,7 @@ class _StopTrap:
         return True
 
 
-def _arm_stop(rep: Replica, host: ChaosHost, aws: AwsCloud | None, down: float) -> _StopTrap:
+def _arm_stop(rep: Replica, host: ChaosHost, remote: Remote | None, down: float) -> _StopTrap:
     trap = _StopTrap(rep, down)
 
     def on_host(replica: str) -> None:
@@ -470,12 +470,12 @@ def _arm_stop(rep: Replica, host: ChaosHost, aws: AwsCloud | None, down: float) 
             trap.fire("mid-tick (at a host write)")
 
     def on_cloud(key: str) -> None:
-        if key == akid(rep.name):
+        if key in (akid(rep.name), rep.name):
             trap.fire("mid-tick (at a cloud call)")
 
     host.on_write = on_host
-    if aws is not None:
-        aws.on_call = on_cloud
+    if remote is not None:
+        remote.on_call = on_cloud
     return trap
 
 
@@ -497,7 +497,7 @@ def _drive(
     pg_own: PostgresServer | None,
     view: CloudView,
     members: Members,
-    aws: AwsCloud | None,
+    remote: Remote | None,
 ) -> None:
     pending = sorted(spec.events, key=lambda e: e.at)
     chosen: dict[str, Replica] = {}
@@ -525,7 +525,7 @@ def _drive(
                 rep.wait_up()
                 t0 += time.time() - paused
             elif ev.kind == "stop" and rep is not None:
-                armed = _arm_stop(rep, host, aws, ev.arg)
+                armed = _arm_stop(rep, host, remote, ev.arg)
                 pending.append(sc.Event(ev.at + 3.0, "stop_now", rep.name, ev.arg))
                 pending.sort(key=lambda e: e.at)
             elif ev.kind == "stop_now" and armed is not None:
@@ -540,8 +540,8 @@ def _drive(
             result.notes.append(f"stopped {armed.rep.name} {armed.how} at {armed.fired_at - t0:.1f}s")
             pending.append(sc.Event(armed.fired_at - t0 + armed.down, "cont", armed.rep.name))
             pending.sort(key=lambda e: e.at)
-        if aws is not None:
-            aws.poll(view)
+        if remote is not None:
+            remote.poll(view)
         else:
             poll_local(view, run_dir / "cloud.json")
             members.sync(view.last, host, place=not dropped)
@@ -593,23 +593,19 @@ def _check(
     tokens: dict[str, str],
     view: CloudView,
     members: Members,
-    aws: AwsCloud | None,
+    remote: Remote | None,
 ) -> None:
     from burst.store import Store
 
-    if aws is not None:
-        aws.poll(view)
-        result.failures += [f"fake EKS: {e}" for e in aws.errors[:3]]
-        result.notes.append("EKS members are not served here (local federation): jobs are not watched")
-        by_key = {akid(r): rep for r, rep in replicas.items()}
+    if remote is not None:
+        remote.poll(view)
+        result.failures += [f"fake cloud: {e}" for e in remote.errors[:3]]
+        result.notes.append("the members' API is not served here (local federation): jobs are not watched")
         audit = []
-        for c in aws.calls:
-            if c.operation not in MUTATING_OPS:
-                continue
-            sender = by_key.get(c.akid)
-            pid = sender.pid_at(c.t) if sender is not None else -1
-            outcome = "accepted" if c.status < 300 else f"refused: {c.status}"
-            audit.append(CloudCall(c.t, pid or -1, c.operation, c.cluster, outcome))
+        for t, sender, call, cluster, outcome in remote.audit():
+            rep = replicas.get(sender)
+            pid = rep.pid_at(t) if rep is not None else None
+            audit.append(CloudCall(t, pid or -1, call, cluster, outcome))
     else:
         poll_local(view, run_dir / "cloud.json")
         members.sync(view.last, host, place=False)

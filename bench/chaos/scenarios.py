@@ -119,9 +119,13 @@ def make_spec(scenario: str, backend: str, store: str, seed: int) -> RunSpec:
     if scenario == "replicas":
         return RunSpec(scenario, backend, store, seed, ("a", "b"), (Event(u(2.0, 9.0), "kill", "leader"),))
     if scenario == "cloud_faults" and backend == "aws":
-        from bench.chaos.aws import draw_faults
+        from bench.chaos import aws
 
-        return RunSpec(scenario, backend, store, seed, faults=draw_faults(rng))
+        return RunSpec(scenario, backend, store, seed, faults=aws.draw_faults(rng))
+    if scenario == "cloud_faults" and backend == "gke":
+        from bench.chaos import gke
+
+        return RunSpec(scenario, backend, store, seed, faults=gke.draw_faults(rng))
     if scenario == "cloud_faults":
         kinds = ["quota_exceeded", "capacity_unavailable", "throttled", "slow_provisioning", "provisioning_fails"]
         chosen = rng.sample(kinds, rng.randint(1, 3))
