@@ -25,6 +25,7 @@ from typing import Any
 from bench.chaos.world import CloudView
 
 ROOT = Path(__file__).resolve().parents[2]
+_load_lock = threading.Lock()
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"
 MUTATING_OPS = frozenset(
@@ -48,16 +49,22 @@ _moto: dict[str, Any] = {}
 
 
 def _fake_aws_module() -> Any:
-    """The tests' fault proxy, loaded from its file (it lives with the provider's tests)."""
+    """The tests' fake, loaded from its file (it lives with the provider's tests); once, under a
+    lock: two runs starting side by side must not see a half-loaded module."""
     name = "burst_chaos_fake_aws"
-    if name in sys.modules:
+    with _load_lock:
+        if name not in sys.modules:
+            path = ROOT / "providers" / "aws" / "tests" / "fake_aws.py"
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses look their module up while it executes
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "providers" / "aws" / "tests" / "fake_aws.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def moto_url() -> str:

@@ -28,20 +28,28 @@ from bench.chaos.world import CloudView
 from burst.testing.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]
+_load_lock = threading.Lock()
 PROJECT = "burst-chaos"
 ZONE = "europe-west4-a"
 
 
 def _fake_gke_module() -> Any:
+    """The tests' fake, loaded from its file (it lives with the provider's tests); once, under a
+    lock: two runs starting side by side must not see a half-loaded module."""
     name = "burst_chaos_fake_gke"
-    if name in sys.modules:
+    with _load_lock:
+        if name not in sys.modules:
+            path = ROOT / "providers" / "gce" / "tests" / "fake_gke.py"
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses look their module up while it executes
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "providers" / "gce" / "tests" / "fake_gke.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
