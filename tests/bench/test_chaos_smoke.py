@@ -1,8 +1,8 @@
 """A short seeded run of the chaos harness (``python -m bench.chaos``): the real ``burst run``
-under a SIGKILL with restart (against its unrestarted twin), a host API outage, injected cloud
-faults and a budget cap, on SQLite and PostgreSQL.  Every invariant the harness counts must hold
+under a SIGKILL with restart (against its unrestarted twin), a host API outage, EKS faults (moto
+behind the fault proxy) and a budget cap, on SQLite and PostgreSQL.  Every invariant the harness counts must hold
 in every run; a failure names the run's seed and what the harness saw, so it can be replayed with
-``python -m bench.chaos --scenarios S --stores ST --seed N --runs 1 --keep DIR``.
+``python -m bench.chaos --scenarios S --backends B --stores ST --seed N --runs 1 --keep DIR``.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from bench.chaos.runner import Postgres, RunResult, run_one
 ROOT = Path(__file__).resolve().parents[2]
 
 SMOKE = [
-    ("sigkill", "sqlite", 5),  # its kill lands while work pends (restart regret shows on 2026-12-02)
-    ("backlog_down", "postgres", 12),
-    ("cloud_faults", "sqlite", 13),
-    ("budget", "postgres", 14),
+    ("sigkill", "local", "sqlite", 5),  # its kill lands while work pends (restart regret shows on 2026-12-02)
+    ("backlog_down", "local", "postgres", 12),
+    ("cloud_faults", "aws", "sqlite", 13),  # 503, 429 with Retry-After, done but gone
+    ("budget", "local", "postgres", 14),
 ]
 
 
 @pytest.mark.postgres
 @pytest.mark.timeout(240)
 def test_seeded_chaos_smoke_keeps_every_invariant() -> None:
-    specs = [sc.make_spec(s, "local", store, seed) for s, store, seed in SMOKE]
+    specs = [sc.make_spec(*cell) for cell in SMOKE]
     pg = Postgres()
     try:
         with ThreadPoolExecutor(max_workers=3) as pool:  # runs mostly wait: 3 fit 2 cores
@@ -42,7 +42,11 @@ def test_seeded_chaos_smoke_keeps_every_invariant() -> None:
     # the runs did something: clusters were created for the queue in every run
     assert all(r.creates >= 1 for r in results), [(r.spec.key, r.notes) for r in results]
     report = {
-        f"{r.spec.scenario}/{r.spec.store} seed {r.spec.seed}": (run_violations(r), r.failures, r.notes)
+        f"{r.spec.scenario}/{r.spec.backend}/{r.spec.store} seed {r.spec.seed}": (
+            run_violations(r),
+            r.failures,
+            r.notes,
+        )
         for r in results
         if run_violations(r)
     }
