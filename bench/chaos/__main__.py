@@ -20,7 +20,7 @@ from bench.chaos.report import BOUNDS, summarize, table, violations
 from bench.chaos.runner import Postgres, Replica, RunResult, run_one
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = ("local", "aws", "gke")
+BACKENDS = ("local", "aws", "gke", "magnum")
 
 
 def _csv(value: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ import yaml
 from bench.chaos import scenarios as sc
 from bench.chaos.aws import AwsCloud, akid
 from bench.chaos.gke import GkeCloud
+from bench.chaos.magnum import MagnumCloud
 from bench.chaos.world import (
     ChaosHost,
     CloudCall,
@@ -40,7 +41,7 @@ from bench.chaos.world import (
 from burst.testing.postgres import PostgresServer
 
 OWNER = "chaos"
-Remote = AwsCloud | GkeCloud
+Remote = AwsCloud | GkeCloud | MagnumCloud
 STORE_LOCK = threading.Lock()
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -255,7 +256,7 @@ def _config(
     doc: dict[str, Any] = {
         "installation": _owner(spec),
         "state": state,
-        **({"currency": "USD"} if remote is not None else {}),
+        **({"currency": getattr(remote, "currency", "USD")} if remote is not None else {}),
         "onprem": {"cores": 4},
         "backlog": {"kind": "kubernetes", "kubeconfig": kubeconfig.name, "timeout": "2s"},
         "federation": federation,
@@ -382,6 +383,8 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
             remote = AwsCloud(_owner(spec), spec.faults, spec.seed)
         elif spec.backend == "gke":
             remote = GkeCloud(_owner(spec), spec.faults, spec.seed, spec.replicas)
+        elif spec.backend == "magnum":
+            remote = MagnumCloud(_owner(spec), spec.faults, spec.seed, spec.replicas, fake_secrets["openstack"])
         env = {
             **os.environ,
             "NO_COLOR": "1",
@@ -400,7 +403,10 @@ def _run(spec: sc.RunSpec, pg: Postgres, keep: Path | None) -> RunResult:
             # one after the other, as a rollout starts them: two replicas migrating a fresh store at
             # once is a different fault (see the README)
             # each replica signs with its own access key: the cloud's log names the sender
-            replicas[r] = Replica(r, configs[r], {**env, "AWS_ACCESS_KEY_ID": akid(r)}, metrics=(i == 0))
+            own = {"AWS_ACCESS_KEY_ID": akid(r)}
+            if isinstance(remote, MagnumCloud):
+                own.update(remote.replica_env(r, run_dir))
+            replicas[r] = Replica(r, configs[r], {**env, **own}, metrics=(i == 0))
             replicas[r].wait_up()
         t0 = time.time()  # the scenario's clock starts when every replica runs
         result.notes.append(f"replicas up after {t0 - launched:.1f}s")

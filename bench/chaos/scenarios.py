@@ -126,6 +126,10 @@ def make_spec(scenario: str, backend: str, store: str, seed: int) -> RunSpec:
         from bench.chaos import gke
 
         return RunSpec(scenario, backend, store, seed, faults=gke.draw_faults(rng))
+    if scenario == "cloud_faults" and backend == "magnum":
+        from bench.chaos import magnum
+
+        return RunSpec(scenario, backend, store, seed, faults=magnum.draw_faults(rng))
     if scenario == "cloud_faults":
         kinds = ["quota_exceeded", "capacity_unavailable", "throttled", "slow_provisioning", "provisioning_fails"]
         chosen = rng.sample(kinds, rng.randint(1, 3))
