@@ -206,9 +206,11 @@ class GkeCloud:
     def poll(self, view: CloudView) -> None:
         """The project as the GKE server holds it: this run's clusters (named after its installation)."""
         with self.gke.lock:
-            names = [c["name"] for c in self.gke.clusters.values() if c["name"].startswith(f"{self.owner}-")]
+            mine = [c for c in self.gke.clusters.values() if c["name"].startswith(f"{self.owner}-")]
+            names = [c["name"] for c in mine]
+            healthy = [c for c in mine if c.get("status") != "ERROR"]
         view.last = {n: {} for n in names}
-        view.max_alive = max(view.max_alive, len(names))
+        view.max_alive = max(view.max_alive, len(healthy))  # a failed one being cleaned up is no duplicate
         view.ever |= {c[3] for c in self.audit() if c[2] == "CreateCluster" and c[4] == "accepted"}
 
     def audit(self) -> list[tuple[float, str, str, str, str]]:

@@ -202,9 +202,11 @@ class MagnumCloud:
 
     def poll(self, view: CloudView) -> None:
         with self.fake.lock:
-            names = [str(c["name"]) for c in self.fake.clusters.values() if str(c["name"]).startswith(f"{self.owner}-")]
+            mine = [c for c in self.fake.clusters.values() if str(c["name"]).startswith(f"{self.owner}-")]
+            names = [str(c["name"]) for c in mine]
+            healthy = [c for c in mine if not str(c.get("status", "")).endswith("FAILED")]
         view.last = {n: {} for n in names}
-        view.max_alive = max(view.max_alive, len(names))
+        view.max_alive = max(view.max_alive, len(healthy))  # a failed one being cleaned up is no duplicate
         view.ever |= {c[3] for c in self.audit() if c[2] == "CreateCluster" and c[4] == "accepted"}
 
     def audit(self) -> list[tuple[float, str, str, str, str]]:
