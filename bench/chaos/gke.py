@@ -208,9 +208,9 @@ class GkeCloud:
         with self.gke.lock:
             mine = [c for c in self.gke.clusters.values() if c["name"].startswith(f"{self.owner}-")]
             names = [c["name"] for c in mine]
-            healthy = [c for c in mine if c.get("status") != "ERROR"]
+            healthy = [c for c in mine if c.get("status") not in ("ERROR", "STOPPING")]
         view.last = {n: {} for n in names}
-        view.max_alive = max(view.max_alive, len(healthy))  # a failed one being cleaned up is no duplicate
+        view.max_alive = max(view.max_alive, len(healthy))  # failed or deleting: no duplicate
         view.ever |= {c[3] for c in self.audit() if c[2] == "CreateCluster" and c[4] == "accepted"}
 
     def audit(self) -> list[tuple[float, str, str, str, str]]:

@@ -204,9 +204,10 @@ class MagnumCloud:
         with self.fake.lock:
             mine = [c for c in self.fake.clusters.values() if str(c["name"]).startswith(f"{self.owner}-")]
             names = [str(c["name"]) for c in mine]
-            healthy = [c for c in mine if not str(c.get("status", "")).endswith("FAILED")]
+            status = [str(c.get("status", "")) for c in mine]
+            healthy = [st for st in status if not st.endswith("FAILED") and not st.startswith("DELETE")]
         view.last = {n: {} for n in names}
-        view.max_alive = max(view.max_alive, len(healthy))  # a failed one being cleaned up is no duplicate
+        view.max_alive = max(view.max_alive, len(healthy))  # failed or deleting: no duplicate
         view.ever |= {c[3] for c in self.audit() if c[2] == "CreateCluster" and c[4] == "accepted"}
 
     def audit(self) -> list[tuple[float, str, str, str, str]]:
