@@ -239,7 +239,9 @@ _BENCH_KEYS = ("trace", "strategy", "cost_total", "cost_ratio_to_lower_bound", "
 
 def bench_tables(results_dir: Path) -> str:
     """One table per trace file, rows in the order the run wrote them."""
-    files = sorted(results_dir.glob("*.json"))
+    # A strategy benchmark writes a list of rows per trace; other results (the chaos harness's
+    # ``chaos.json``, one object) have their own section in bench/README.md.
+    files = sorted(p for p in results_dir.glob("*.json") if p.name != "chaos.json")
     if not files:
         raise ValueError(f"{results_dir}: no benchmark results (*.json) to render")
     out: list[str] = []

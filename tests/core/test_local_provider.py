@@ -181,3 +181,40 @@ def test_remove_nodes_also_leaves_the_member_api_server() -> None:
         assert names == {"burst-aws-00001-node-1", "burst-aws-00001-node-2"}
     finally:
         server.stop()
+
+
+def test_audit_file_names_every_mutating_call_and_its_process(tmp_path: Path) -> None:
+    import json
+    import os
+
+    clock = SimClock(T0)
+    p = provider(clock, tmp_path, audit_file="audit.jsonl", quota_clusters=1, delete_latency=10)
+    p.create_cluster(spec())
+    p.create_cluster(spec())  # the same id again: nothing new in the account
+    with pytest.raises(QuotaExceeded):
+        p.create_cluster(spec("burst-aws-00002"))
+    clock.advance(3600)
+    p.get_cluster("burst-aws-00001")  # a read is not audited
+    p.delete_cluster("burst-aws-00001")
+    lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(x["call"], x["cluster"], x["outcome"]) for x in lines] == [
+        ("create_cluster", "burst-aws-00001", "accepted"),
+        ("create_cluster", "burst-aws-00001", "exists"),
+        ("create_cluster", "burst-aws-00002", "refused: QuotaExceeded"),
+        ("delete_cluster", "burst-aws-00001", "accepted"),
+    ]
+    assert {x["pid"] for x in lines} == {os.getpid()}
+
+
+def test_members_dir_serves_credentials_another_process_wrote(tmp_path: Path) -> None:
+    clock = SimClock(T0)
+    p = provider(clock, tmp_path, kube_api=True, members_dir="members")
+    p.create_cluster(spec())
+    clock.advance(3600)
+    assert p.get_cluster("burst-aws-00001").status is CloudStatus.READY
+    assert p._servers == {}  # no API server of its own: the members are served elsewhere
+    with pytest.raises(ProviderError, match="its API server is not up"):
+        p.credentials("burst-aws-00001")
+    (tmp_path / "members").mkdir()
+    (tmp_path / "members" / "burst-aws-00001.kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    assert p.credentials("burst-aws-00001") == "apiVersion: v1\nkind: Config\n"

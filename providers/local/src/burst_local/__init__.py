@@ -106,8 +106,19 @@ class LocalProviderConfig(ProviderConfig):
         description="give each ready cluster a real (in-process) Kubernetes API server, so federations "
         "join it for real; its kubeconfig is what credentials() returns",
     )
+    members_dir: str | None = Field(
+        default=None,
+        description="with kube_api: the clusters' API servers are run by another process (a test harness "
+        "playing the cloud's control planes, shared by every burst replica); credentials() returns the "
+        "kubeconfig it wrote to <members_dir>/<cluster id>.kubeconfig",
+    )
     faults: list[Fault] = Field(default_factory=list)
     state_file: str | None = Field(default=None, description="persist the simulated account here (JSON)")
+    audit_file: str | None = Field(
+        default=None,
+        description="append one JSON line per mutating call (time, process id, call, cluster, outcome): "
+        "the account's own record of who changed it, as a cloud's audit trail (CloudTrail) is",
+    )
 
     def build(self, name: str, ctx: ProviderContext) -> LocalProvider:
         offerings = self.apply_price_overrides(
@@ -124,7 +135,17 @@ class LocalProviderConfig(ProviderConfig):
         state = None
         if self.state_file:
             state = self.state_file if os.path.isabs(self.state_file) else os.path.join(ctx.config_dir, self.state_file)
-        return LocalProvider(name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, ctx.call_timeout)
+        members = None
+        if self.members_dir:
+            members = (
+                self.members_dir if os.path.isabs(self.members_dir) else os.path.join(ctx.config_dir, self.members_dir)
+            )
+        audit = None
+        if self.audit_file:
+            audit = self.audit_file if os.path.isabs(self.audit_file) else os.path.join(ctx.config_dir, self.audit_file)
+        return LocalProvider(
+            name, self, offerings, ctx.clock, random.Random(ctx.rng.random()), state, ctx.call_timeout, audit, members
+        )
 
 
 def catalog_offerings(
@@ -193,6 +214,8 @@ class LocalProvider:
         rng: random.Random,
         state_file: str | None,
         call_timeout: float = 10.0,
+        audit_file: str | None = None,
+        members_dir: str | None = None,
     ) -> None:
         self.name = name
         self.call_timeout = call_timeout
@@ -202,6 +225,8 @@ class LocalProvider:
         self.clock = clock
         self.rng = rng
         self.state_file = state_file
+        self.audit_file = audit_file
+        self.members_dir = members_dir
         self.calls: list[tuple[str, str]] = []  # (method, cluster id): what burst asked, for tests
         #: create calls for a cluster the account does not hold: each one asks the cloud for a new
         #: cluster (accepted or refused); calls that poll a cluster being created are not counted
@@ -251,6 +276,15 @@ class LocalProvider:
         if slow.seconds > self.call_timeout:
             raise ProviderError(f"{call} {cluster_id}: no answer within {self.call_timeout:g}s (read timeout)")
 
+    def _audit(self, call: str, cluster_id: str, outcome: str) -> None:
+        """One line per mutating call, stamped with wall time and this process: what a chaos run
+        reads to tell which replica changed the account, and when (against the lease history)."""
+        if not self.audit_file:
+            return
+        line = {"t": time.time(), "pid": os.getpid(), "call": call, "cluster": cluster_id, "outcome": outcome}
+        with open(self.audit_file, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+
     # --- the provider contract -----------------------------------------------------------------
 
     def offerings(self) -> Sequence[Offering]:
@@ -269,7 +303,14 @@ class LocalProvider:
         c = self._acct.clusters.get(spec.cluster_id)
         if c is None:
             self.create_requests += 1
-            c = self._start_create(spec)
+            try:
+                c = self._start_create(spec)
+            except ProviderError as err:
+                self._audit("create_cluster", spec.cluster_id, f"refused: {type(err).__name__}")
+                raise
+            self._audit("create_cluster", spec.cluster_id, "accepted")
+        else:
+            self._audit("create_cluster", spec.cluster_id, "exists")
         view = self._view(c)
         self._applied("create_cluster", spec.cluster_id)
         return view
@@ -323,7 +364,7 @@ class LocalProvider:
         else:
             if c.nodes == 0:
                 c.nodes = c.desired
-            if self.cfg.kube_api:
+            if self.cfg.kube_api and self.members_dir is None:
                 self._api_server(c)
             if c.resize_at is not None and now >= c.resize_at:
                 c.nodes, c.resize_at = c.desired, None
@@ -362,6 +403,7 @@ class LocalProvider:
             c.desired = nodes
             c.resize_at = self._now() + (self.cfg.resize_latency if grow > 0 else 30.0)
             self._save()
+            self._audit("resize", cluster_id, f"to {nodes}")
         view = self._view(c)
         self._applied("resize", cluster_id)
         return view
@@ -385,6 +427,7 @@ class LocalProvider:
         c.removed.extend(gone)
         c.nodes -= len(gone)
         c.desired -= len(gone)
+        self._audit("remove_nodes", cluster_id, f"{len(gone)} node(s)")
         server = self._servers.get(cluster_id)
         if server is not None:
             for n in gone:
@@ -404,6 +447,7 @@ class LocalProvider:
         if c.deleting_until is None:
             c.deleting_until = now + self.cfg.delete_latency
             self._save()
+            self._audit("delete_cluster", cluster_id, "accepted")
         if now >= c.deleting_until:
             server = self._servers.pop(cluster_id, None)
             if server is not None:
@@ -445,6 +489,12 @@ class LocalProvider:
         c = self._acct.clusters.get(cluster_id)
         if c is None:
             raise NotFound(f"cluster {cluster_id} not found on {self.name}")
+        if self.cfg.kube_api and self.members_dir is not None:
+            path = Path(self.members_dir) / f"{cluster_id}.kubeconfig"
+            try:
+                return path.read_text(encoding="utf-8")
+            except OSError as err:
+                raise ProviderError(f"credentials of {cluster_id}: its API server is not up ({err.strerror})") from None
         if self.cfg.kube_api:
             return str(self._api_server(c).kubeconfig())
         return (

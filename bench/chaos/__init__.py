@@ -1,0 +1,1 @@
+"""Chaos harness: seeded faults under the real `burst run` (see bench/README.md)."""
