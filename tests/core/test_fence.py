@@ -178,9 +178,13 @@ def _config_file(tmp_path: Path, extra: dict[str, object]) -> Path:
 def test_config_refuses_a_lease_shorter_than_a_renewal_plus_a_call(tmp_path: Path) -> None:
     from burst.config import load
 
-    ok = _config_file(tmp_path, {"leader_election": {"lease_duration": "30s"}})
+    # a 10 s tick: the lease also covers two ticks (check_lease_vs_tick), so only this rule speaks
+    ok = _config_file(tmp_path, {"reconciler": {"tick": "10s"}, "leader_election": {"lease_duration": "30s"}})
     load(ok)  # 10 s renewal + 10 s call + 2 s margin < 30 s
-    bad = _config_file(tmp_path, {"reconciler": {"call_timeout": "20s"}, "leader_election": {"lease_duration": "30s"}})
+    bad = _config_file(
+        tmp_path,
+        {"reconciler": {"tick": "10s", "call_timeout": "20s"}, "leader_election": {"lease_duration": "30s"}},
+    )
     with pytest.raises(ConfigError) as info:
         load(bad)
     msg = str(info.value)
