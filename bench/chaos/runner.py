@@ -262,13 +262,20 @@ def _config(
         "federation": federation,
         "providers": {"aws": remote.provider_section(replica) if remote is not None else _local_section(spec)},
         "policies": policies,
-        "reconciler": {"tick": f"{sc.TICK_S:g}s", "retry_backoff": "1s", "joining_timeout": "20s"},
+        # calls bounded well inside the lease: renewal 1 s + a call (≤ 2 s) + margin 0.5 s < 4 s
+        "reconciler": {
+            "tick": f"{sc.TICK_S:g}s",
+            "retry_backoff": "1s",
+            "joining_timeout": "20s",
+            "call_timeout": "1s",
+        },
         "leader_election": {
             "kubeconfig": kubeconfig.name,
             "context": "condor-host",
             "namespace": "default",
             "name": "burst-leader",
             "lease_duration": f"{sc.LEASE_S:g}s",
+            "safety_margin": "0.5s",
         },
     }
     path = run_dir / f"burst-{replica}.yaml"
