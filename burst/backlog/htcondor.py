@@ -175,6 +175,11 @@ def shape_of(ad: classad2.ClassAd, *, where: str, default_memory_mb: int = DEFAU
     return Shape(cpus=max(cpus, 1), memory_mb=memory, gpus=gpus)
 
 
+def _one_line(text: str) -> str:
+    """An ad's value printed into an error (a list's repr spans lines): errors stay one line."""
+    return " ".join(text.split())
+
+
 def job_count(ad: classad2.ClassAd, *, where: str) -> int:
     """``JobCount`` of an autocluster ad; an autocluster ad without one is malformed."""
     if "JobCount" not in ad:
@@ -198,7 +203,7 @@ def aggregate(
     waits: dict[Shape, float] = {}
     for schedd, ad in ads:
         acid = ad.get("AutoClusterId")
-        where = f"schedd {schedd}: autocluster {acid if acid is not None else '?'}"
+        where = _one_line(f"schedd {schedd}: autocluster {acid if acid is not None else '?'}")
         count = job_count(ad, where=where)
         if count == 0:
             continue
@@ -218,7 +223,7 @@ def running_cores(ads: Sequence[tuple[str, classad2.ClassAd]]) -> int:
     """Cores held by running jobs: Σ RequestCpus × JobCount over autoclusters of running jobs."""
     total = 0
     for schedd, ad in ads:
-        where = f"schedd {schedd}: running autocluster {ad.get('AutoClusterId', '?')}"
+        where = _one_line(f"schedd {schedd}: running autocluster {ad.get('AutoClusterId', '?')}")
         total += _number(ad, "RequestCpus", DEFAULT_REQUEST_CPUS, where=where) * job_count(ad, where=where)
     return total
 

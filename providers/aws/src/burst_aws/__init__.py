@@ -45,6 +45,7 @@ from burst.api import (
     CloudStatus,
     ClusterSpec,
     LatencyModel,
+    MalformedAnswer,
     NotFound,
     Offering,
     Provider,
@@ -315,6 +316,8 @@ def _aws(action: str) -> Iterator[None]:
         raise AuthFailed(f"{action}: no usable AWS credentials in the boto3 chain ({type(err).__name__})") from err
     except BotoCoreError as err:
         raise ProviderError(f"{action}: {type(err).__name__}: {err}") from err
+    except RuntimeError as err:  # botocore's parser on an out-of-range timestamp in the answer
+        raise MalformedAnswer(f"{action}: cloud answered malformed data: {err}") from err
 
 
 # ---------------------------------------------------------------------------------------------
