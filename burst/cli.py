@@ -4,7 +4,18 @@ scripts; every error is one line on stderr with a non-zero exit, never a traceba
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+
+# `burst run` handles SIGTERM from its first moment: importing the CLI, the SDKs and opening the
+# store take seconds, and a pod deleted meanwhile must stop cleanly (exit 0), not die by the
+# signal's default action.  A process has one set of signal handlers, so this flag is the
+# process's; only `burst run` installs the handler, and the daemon takes the flag over.
+_STARTING_STOP = threading.Event()
+if sys.argv[1:2] == ["run"] and threading.current_thread() is threading.main_thread():
+    for _sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, lambda _n, _f: _STARTING_STOP.set())
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -574,12 +585,20 @@ def run(
     max_ticks: Annotated[int | None, typer.Option(hidden=True, help="stop after N ticks (tests)")] = None,
 ) -> None:
     """The daemon: reconcile on an interval until SIGTERM; resumes from the store on restart."""
+    early = _STARTING_STOP  # set by the handler installed when this module loaded
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):  # also when called in-process (tests)
+            signal.signal(sig, lambda _n, _f: early.set())
     from burst.daemon import Daemon, setup_logging
 
     setup_logging(log_format.value)
     code = guarded(
         lambda: Daemon(
-            config_mod.load(config), metrics_port=metrics_port, metrics_host=metrics_host, max_ticks=max_ticks
+            config_mod.load(config),
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            max_ticks=max_ticks,
+            stopping=early,
         ).run()
     )
     raise typer.Exit(code)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from burst.alarms import AlarmSignals, cluster_ages
 from burst.clock import Clock, RealClock
@@ -87,13 +88,15 @@ class Daemon:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         max_ticks: int | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock or RealClock()
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.max_ticks = max_ticks
-        self.stopping = threading.Event()
+        #: set by SIGTERM/SIGINT; the CLI passes one its own early handler sets while burst starts
+        self.stopping = stopping or threading.Event()
         self.ticks = 0
         self._lock = threading.Lock()
         self.engine: Engine | None = None
@@ -111,6 +114,12 @@ class Daemon:
 
     def run(self) -> int:
         cfg = self.cfg
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        if self.stopping.is_set():
+            log.info("stopped before the first tick (signal while starting); nothing was done")
+            return 0
         self.engine = Engine.build(cfg, self.clock, extras={"onprem_cores": cfg.file.onprem.cores})
         self.fence = build_fence(cfg, self.engine.store, self.clock)
         self.engine.reconciler.fence = self.fence
@@ -134,9 +143,6 @@ class Daemon:
             )
             log.info("status page and /metrics on %s", status.url)
         self._metrics = metrics
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.request_stop)
-            signal.signal(signal.SIGINT, self.request_stop)
 
         tick_s = cfg.file.reconciler.tick.total_seconds()
         scheduler = BackgroundScheduler(timezone=UTC)
@@ -190,6 +196,14 @@ class Daemon:
             log.warning("%s; the rest of this tick is skipped", err, extra={"event": "lease_lost", "leader": False})
         elif isinstance(err, BurstError):
             log.error("tick failed: %s", err, extra={"event": "tick_failed"})
+        elif isinstance(err, SQLAlchemyError):  # the store's database went away (a restart, a failover)
+            first = str(err.orig if isinstance(err, DBAPIError) and err.orig is not None else err).splitlines()[0]
+            log.error(
+                "tick failed: the store is unavailable (%s: %s); retried next tick",
+                kind,
+                first,
+                extra={"event": "store_unavailable"},
+            )
         else:
             log.error("tick failed: unexpected %s: %s", kind, err, exc_info=err, extra={"event": "tick_failed"})
 

@@ -139,3 +139,28 @@ def test_providers_lists_offerings() -> None:
 def test_help_shows_examples() -> None:
     r = burst("--help")
     assert r.returncode == 0 and "burst simulate" in r.stdout
+
+
+def test_run_stops_cleanly_on_sigterm_while_it_starts(tmp_path: Path) -> None:
+    """A pod deleted while burst imports its SDKs and opens the store: exit 0, no traceback, and
+    no cluster touched (the signal's default action would have killed it with -15)."""
+    import signal
+    import time
+
+    cfg = tmp_path / "burst.yaml"
+    cfg.write_text(
+        f"state: sqlite:///{tmp_path / 'burst.db'}\nonprem: {{cores: 8}}\nproviders: {{sim: {{kind: local}}}}\n"
+    )
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "burst.cli", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    time.sleep(1.0)  # importing the CLI and the SDKs, or opening the store: before the first tick
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
