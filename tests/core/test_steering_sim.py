@@ -92,7 +92,7 @@ def test_the_engine_steers_once_per_tick_logs_changes_and_survives_a_failure(cap
     assert seen[0] == () and sorted(m.cluster_id for m in seen[-1]) == active
     assert all(m.weight > 0 for m in seen[-1])
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("steering: ")]
-    assert 1 <= len(logged) < ticks and logged[-1].startswith(f"steering: {seen[-1][0].cluster_id} ")
+    assert 0 < len(logged) < ticks and logged[-1].startswith(f"steering: {seen[-1][0].cluster_id} ")
 
     def failing(weights: tuple[MemberWeight, ...]) -> None:
         raise FederationError("karmada: steering work: Karmada API: cannot reach the API server")
