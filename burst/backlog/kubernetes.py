@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -189,6 +189,34 @@ class _Buckets:
         return tuple(Bucket(s, self.counts[s], self.oldest[s]) for s in sorted(self.counts))
 
 
+def poll_host(
+    source: str,
+    what: str,
+    kubeconfig_path: str,
+    context: str | None,
+    timeout: timedelta,
+    read: Callable[[Kube], Demand],
+) -> Demand:
+    """One poll of a backlog read from a Kubernetes API (pods and Jobs, Kueue Workloads): the
+    kubeconfig read afresh (credentials rotate), one client for the poll, every failure
+    ``BacklogUnavailable`` so the engine holds the last demand as stale, never zero."""
+    try:
+        with open(kubeconfig_path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as err:
+        raise BacklogUnavailable(f"{source}: cannot read the kubeconfig {kubeconfig_path}: {err.strerror}") from err
+    try:
+        api, endpoint = client_from_kubeconfig(text, context)
+    except KubeconfigError as err:
+        raise BacklogUnavailable(f"{source}: {kubeconfig_path}: {err}") from err
+    kube = Kube(api, endpoint, timeout_s=timeout.total_seconds())
+    try:
+        with kube_errors(f"{source}: {what}", BacklogUnavailable, kube.endpoint):
+            return read(kube)
+    finally:
+        kube.close()
+
+
 class KubernetesBacklog:
     """A :class:`~burst.api.BacklogSource` over one Kubernetes API server."""
 
@@ -199,27 +227,15 @@ class KubernetesBacklog:
         self.kubeconfig_path = kubeconfig_path
         self.clock = clock
 
-    def _connect(self) -> Kube:
-        try:
-            with open(self.kubeconfig_path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as err:
-            raise BacklogUnavailable(
-                f"kubernetes backlog: cannot read the kubeconfig {self.kubeconfig_path}: {err.strerror}"
-            ) from err
-        try:
-            api, endpoint = client_from_kubeconfig(text, self.config.context)
-        except KubeconfigError as err:
-            raise BacklogUnavailable(f"kubernetes backlog: {self.kubeconfig_path}: {err}") from err
-        return Kube(api, endpoint, timeout_s=self.config.timeout.total_seconds())
-
     def poll(self) -> Demand:
-        kube = self._connect()
-        try:
-            with kube_errors("kubernetes backlog: reading pods, jobs and nodes", BacklogUnavailable, kube.endpoint):
-                return self._read(kube)
-        finally:
-            kube.close()
+        return poll_host(
+            "kubernetes backlog",
+            "reading pods, jobs and nodes",
+            self.kubeconfig_path,
+            self.config.context,
+            self.config.timeout,
+            self._read,
+        )
 
     def _scoped(self, kube: Kube, kind: Any, fields: str = "") -> list[JSON]:
         namespaces: Iterable[str] = self.config.namespaces or [""]

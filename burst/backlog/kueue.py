@@ -35,10 +35,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from burst.api import BacklogConfig, BacklogContext, BacklogUnavailable, Clock, Demand, Duration
-from burst.backlog.kubernetes import Request, _Buckets, _created, _quantity, pod_request
+from burst.api import BacklogConfig, BacklogContext, Clock, Demand, Duration
+from burst.backlog.kubernetes import Request, _Buckets, _created, _quantity, pod_request, poll_host
 from burst.federation import kueue_api as kq
-from burst.federation.kube import Kube, KubeconfigError, client_from_kubeconfig, kube_errors
+from burst.federation.kube import Kube
 
 log = logging.getLogger(__name__)
 
@@ -72,27 +72,15 @@ class KueueBacklog:
         self.kubeconfig_path = kubeconfig_path
         self.clock = clock
 
-    def _connect(self) -> Kube:
-        try:
-            with open(self.kubeconfig_path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as err:
-            raise BacklogUnavailable(
-                f"kueue backlog: cannot read the kubeconfig {self.kubeconfig_path}: {err.strerror}"
-            ) from err
-        try:
-            api, endpoint = client_from_kubeconfig(text, self.config.context)
-        except KubeconfigError as err:
-            raise BacklogUnavailable(f"kueue backlog: {self.kubeconfig_path}: {err}") from err
-        return Kube(api, endpoint, timeout_s=self.config.timeout.total_seconds())
-
     def poll(self) -> Demand:
-        kube = self._connect()
-        try:
-            with kube_errors("kueue backlog: reading Workloads and queues", BacklogUnavailable, kube.endpoint):
-                return self._read(kube)
-        finally:
-            kube.close()
+        return poll_host(
+            "kueue backlog",
+            "reading Workloads and queues",
+            self.kubeconfig_path,
+            self.config.context,
+            self.config.timeout,
+            self._read,
+        )
 
     def _in_scope(self, cq: str) -> bool:
         return bool(cq) and (not self.config.cluster_queues or cq in self.config.cluster_queues)
