@@ -1,7 +1,7 @@
 """One actor at a time, fenced — seen from the cloud.
 
 The local cloud journals every call that changes its account with the calling process's pid
-(``cloud.json.calls``), so these tests judge the replicas by what reached the cloud, not by what
+(the local cloud's ``audit_file``), so these tests judge the replicas by what reached the cloud, not by what
 they log:
 
 * the leader is SIGSTOPped inside a slow cloud call, past its lease: the standby takes over, and
@@ -34,7 +34,7 @@ FAST_FED = {
 
 
 def _journal(tmp: h.Path) -> list[dict[str, Any]]:
-    path = tmp / "cloud.json.calls"
+    path = tmp / "audit.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -62,6 +62,7 @@ def _config(tmp: h.Path, host: KubeApiServer, slow: float, clusters: int, le: di
             "max_nodes": clusters,
             "nodes_per_cluster": 1,
             "faults": [{"kind": "slow_call", "seconds": slow}],
+            "audit_file": "audit.jsonl",
         },
         reconciler={"call_timeout": "1s"},
         extra={"leader_election": le},
@@ -105,13 +106,13 @@ def test_sigstopped_leader_sends_nothing_after_its_lease(
         assert lost["event"] == "lease_lost" and lost["level"] == "warning"
     time.sleep(3)  # several of A's ticks: it stands by
     from_a = _by(tmp_path, a.proc.pid)
-    assert from_a and all(c["at"] < stopped_at for c in from_a), from_a
+    assert from_a and all(c["t"] < stopped_at for c in from_a), from_a
     assert len(a.find("standing by")) >= 2
     # B still leads: A, resumed, never took the lease back
     lease = host.get("coordination.k8s.io/v1", "leases", "burst-leader", "default")["spec"]
     assert lease["holderIdentity"].endswith(f"-{b.proc.pid}")
     assert b.ticks() and all(t["leader"] for t in b.ticks())
-    assert all(c["at"] > stopped_at for c in _by(tmp_path, b.proc.pid))
+    assert all(c["t"] > stopped_at for c in _by(tmp_path, b.proc.pid))
     assert "Traceback" not in a.text()
     assert a.stop() == 0 and b.stop() == 0
 

@@ -10,9 +10,10 @@ year-long simulation and under the real-time daemon.
 
 With ``state_file`` set, the simulated account survives restarts (the daemon's crash tests need
 a cloud that remembers) and is shared by processes: it is re-read before every call, so an
-operator's ``burst remove`` and the running daemon see one account.  Every call that changes the
-account is also appended to ``<state_file>.calls`` (JSON lines: when, which process, what): the
-cloud's own record of who acted, which the leader-election tests read.
+operator's ``burst remove`` and the running daemon see one account.  With ``audit_file`` set,
+every call that changes the account is appended there (JSON lines: when, which process, what,
+with what outcome): the cloud's own record of who acted, which the fencing tests and the chaos
+harness read.
 """
 
 from __future__ import annotations
@@ -262,13 +263,10 @@ class LocalProvider:
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
-    def _applied(self, call: str, cluster_id: str) -> None:
+    def _applied(self, call: str, cluster_id: str, outcome: str) -> None:
         """A changing call reached the cloud: journal it, then answer as slowly as a ``slow_call``
         fault says.  The change is already made, as with a real cloud whose answer is late."""
-        if self.state_file:
-            line = {"at": self._now(), "pid": os.getpid(), "call": call, "cluster": cluster_id}
-            with open(self.state_file + ".calls", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(line) + "\n")
+        self._journal(call, cluster_id, outcome)
         slow = self._fault("slow_call")
         if slow is None or slow.seconds <= 0:
             return
@@ -276,9 +274,10 @@ class LocalProvider:
         if slow.seconds > self.call_timeout:
             raise ProviderError(f"{call} {cluster_id}: no answer within {self.call_timeout:g}s (read timeout)")
 
-    def _audit(self, call: str, cluster_id: str, outcome: str) -> None:
-        """One line per mutating call, stamped with wall time and this process: what a chaos run
-        reads to tell which replica changed the account, and when (against the lease history)."""
+    def _journal(self, call: str, cluster_id: str, outcome: str) -> None:
+        """One line per changing call in ``audit_file``, stamped with wall time and this process:
+        what the fencing tests and a chaos run read to tell which replica reached the cloud, and
+        when (against the lease history)."""
         if not self.audit_file:
             return
         line = {"t": time.time(), "pid": os.getpid(), "call": call, "cluster": cluster_id, "outcome": outcome}
@@ -306,13 +305,13 @@ class LocalProvider:
             try:
                 c = self._start_create(spec)
             except ProviderError as err:
-                self._audit("create_cluster", spec.cluster_id, f"refused: {type(err).__name__}")
+                self._journal("create_cluster", spec.cluster_id, f"refused: {type(err).__name__}")
                 raise
-            self._audit("create_cluster", spec.cluster_id, "accepted")
+            outcome = "accepted"
         else:
-            self._audit("create_cluster", spec.cluster_id, "exists")
+            outcome = "exists"
         view = self._view(c)
-        self._applied("create_cluster", spec.cluster_id)
+        self._applied("create_cluster", spec.cluster_id, outcome)
         return view
 
     def _start_create(self, spec: ClusterSpec) -> _Cluster:
@@ -403,9 +402,11 @@ class LocalProvider:
             c.desired = nodes
             c.resize_at = self._now() + (self.cfg.resize_latency if grow > 0 else 30.0)
             self._save()
-            self._audit("resize", cluster_id, f"to {nodes}")
+            outcome = f"to {nodes}"
+        else:
+            outcome = "unchanged"
         view = self._view(c)
-        self._applied("resize", cluster_id)
+        self._applied("resize", cluster_id, outcome)
         return view
 
     def remove_nodes(self, cluster_id: str, nodes: Sequence[str]) -> CloudCluster:
@@ -427,14 +428,13 @@ class LocalProvider:
         c.removed.extend(gone)
         c.nodes -= len(gone)
         c.desired -= len(gone)
-        self._audit("remove_nodes", cluster_id, f"{len(gone)} node(s)")
         server = self._servers.get(cluster_id)
         if server is not None:
             for n in gone:
                 server.delete("v1", "nodes", n)
         self._save()
         view = self._view(c)
-        self._applied("remove_nodes", cluster_id)
+        self._applied("remove_nodes", cluster_id, f"{len(gone)} node(s)")
         return view
 
     def delete_cluster(self, cluster_id: str) -> CloudCluster:
@@ -444,20 +444,21 @@ class LocalProvider:
         now = self._now()
         if c is None:
             raise NotFound(f"cluster {cluster_id} not found on {self.name}")
+        outcome = "deleting"
         if c.deleting_until is None:
             c.deleting_until = now + self.cfg.delete_latency
             self._save()
-            self._audit("delete_cluster", cluster_id, "accepted")
+            outcome = "accepted"
         if now >= c.deleting_until:
             server = self._servers.pop(cluster_id, None)
             if server is not None:
                 server.stop()
             del self._acct.clusters[cluster_id]
             self._save()
-            self._applied("delete_cluster", cluster_id)
+            self._applied("delete_cluster", cluster_id, outcome if outcome == "accepted" else "deleted")
             raise NotFound(f"cluster {cluster_id} deleted from {self.name}")
         view = self._view(c)
-        self._applied("delete_cluster", cluster_id)
+        self._applied("delete_cluster", cluster_id, outcome)
         return view
 
     def list_clusters(self, owner: str) -> Sequence[CloudCluster]:
