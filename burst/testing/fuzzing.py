@@ -9,6 +9,7 @@ strategies on every change.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 
 def fuzz_examples(default: int = 1000) -> int:
@@ -21,3 +22,16 @@ def fuzz_examples(default: int = 1000) -> int:
     if n < 1:
         raise ValueError(f"BURST_FUZZ_EXAMPLES: must be at least 1, not {n}")
     return n
+
+
+def answer_fuzz_settings() -> Any:
+    """Hypothesis settings of the cloud-answer fuzzers: the inputs above, no deadline (a shared
+    machine), no example database in the work tree, a function-scoped proxy fixture reused."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=fuzz_examples(),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )

@@ -209,3 +209,40 @@ def mutations(max_nth: int = 4) -> Any:
         value=st.integers(0, len(HOSTILE_VALUES) - 1),
         status=st.sampled_from(STATUSES),
     )
+
+
+#: The provider calls each cloud's answer fuzzer replays against a cluster that exists and is READY.
+PROVIDER_CALLS = ("get_cluster", "list_clusters", "quota", "credentials", "create_cluster", "delete_missing", "resize")
+
+
+def call_provider(provider: Any, op: str, spec: Any) -> object:
+    """One of :data:`PROVIDER_CALLS` on ``provider``, about the READY cluster ``spec`` describes."""
+    if op == "get_cluster":
+        return provider.get_cluster(spec.cluster_id)
+    if op == "list_clusters":
+        return provider.list_clusters(spec.owner)
+    if op == "quota":
+        return provider.quota()
+    if op == "credentials":
+        return provider.credentials(spec.cluster_id)
+    if op == "create_cluster":
+        return provider.create_cluster(spec)  # exists: reads and adopts it
+    if op == "resize":
+        return provider.resize(spec.cluster_id, spec.nodes)  # already that size: reads, changes nothing
+    return provider.delete_cluster("burst-nope")
+
+
+def assert_typed_error_or_sane(proxy: GarblingProxy, provider: Any, op: str, mutation: Mutation, spec: Any) -> None:
+    """The property every provider keeps: a corrupted answer ends in a typed burst error, or in a
+    result that passes :func:`burst.answers.check_answer` (nothing absurd is acted on)."""
+    from burst.answers import check_answer
+    from burst.errors import BurstError
+
+    proxy.arm(mutation)
+    try:
+        result = call_provider(provider, op, spec)
+    except BurstError:
+        return
+    finally:
+        proxy.disarm()
+    assert check_answer(result) == "", (op, mutation, result)

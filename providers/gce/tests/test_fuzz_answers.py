@@ -10,19 +10,16 @@ from typing import Any
 
 import pytest
 from burst_gce import GceProvider
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from burst.answers import check_answer
-from burst.errors import BurstError
-from burst.testing.fuzzing import fuzz_examples
-from burst.testing.garble import GarblingProxy, Mutation, mutations
+from burst.testing.fuzzing import answer_fuzz_settings
+from burst.testing.garble import PROVIDER_CALLS, GarblingProxy, Mutation, assert_typed_error_or_sane, mutations
 
 from .fake_gke import FakeGke
 from .support import OWNER, create_until_ready, spec
 
 CID = "burst-fz01"
-OPERATIONS = ("get_cluster", "list_clusters", "quota", "credentials", "create_cluster", "delete_missing", "resize")
 
 
 @pytest.fixture
@@ -44,38 +41,10 @@ def garbled(gke: FakeGke) -> Iterator[tuple[GarblingProxy, GceProvider]]:
         yield proxy, provider
 
 
-def _call(provider: GceProvider, op: str) -> object:
-    if op == "get_cluster":
-        return provider.get_cluster(CID)
-    if op == "list_clusters":
-        return provider.list_clusters(OWNER)
-    if op == "quota":
-        return provider.quota()
-    if op == "credentials":
-        return provider.credentials(CID)
-    if op == "create_cluster":
-        return provider.create_cluster(spec(cluster_id=CID, nodes=2))  # exists: reads and adopts it
-    if op == "resize":
-        return provider.resize(CID, 2)  # already 2: reads, changes nothing
-    return provider.delete_cluster("burst-nope")
-
-
-@settings(
-    max_examples=fuzz_examples(),
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(op=st.sampled_from(OPERATIONS), mutation=mutations())
+@answer_fuzz_settings()
+@given(op=st.sampled_from(PROVIDER_CALLS), mutation=mutations())
 def test_a_corrupted_answer_is_a_typed_error_or_a_sane_result(
     garbled: tuple[GarblingProxy, GceProvider], op: str, mutation: Mutation
 ) -> None:
     proxy, provider = garbled
-    proxy.arm(mutation)
-    try:
-        result = _call(provider, op)
-    except BurstError:
-        return
-    finally:
-        proxy.disarm()
-    assert check_answer(result) == "", (op, mutation, result)
+    assert_typed_error_or_sane(proxy, provider, op, mutation, spec(cluster_id=CID, nodes=2))

@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 from burst_tsystems import TSystemsProvider, TSystemsProviderConfig
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from burst.answers import check_answer
 from burst.api import CloudStatus, ClusterSpec, ProviderContext
-from burst.errors import BurstError
-from burst.testing.fuzzing import fuzz_examples
-from burst.testing.garble import GarblingProxy, Mutation, mutations
+from burst.testing.fuzzing import answer_fuzz_settings
+from burst.testing.garble import PROVIDER_CALLS, GarblingProxy, Mutation, assert_typed_error_or_sane, mutations
 
 from .conftest import CceFake
 
@@ -31,7 +29,6 @@ BASE = {
     "subnet_id": "net-1",
     "keypair": "burst-key",
 }
-OPERATIONS = ("get_cluster", "list_clusters", "quota", "credentials", "create_cluster", "delete_missing", "resize")
 
 
 def _spec() -> ClusterSpec:
@@ -57,38 +54,10 @@ def garbled(
         yield proxy, provider
 
 
-def _call(provider: TSystemsProvider, op: str) -> object:
-    if op == "get_cluster":
-        return provider.get_cluster(CID)
-    if op == "list_clusters":
-        return provider.list_clusters(OWNER)
-    if op == "quota":
-        return provider.quota()
-    if op == "credentials":
-        return provider.credentials(CID)
-    if op == "create_cluster":
-        return provider.create_cluster(_spec())  # exists: reads and adopts it
-    if op == "resize":
-        return provider.resize(CID, 2)  # already 2: reads, changes nothing
-    return provider.delete_cluster("burst-nope")
-
-
-@settings(
-    max_examples=fuzz_examples(),
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(op=st.sampled_from(OPERATIONS), mutation=mutations())
+@answer_fuzz_settings()
+@given(op=st.sampled_from(PROVIDER_CALLS), mutation=mutations())
 def test_a_corrupted_answer_is_a_typed_error_or_a_sane_result(
     garbled: tuple[GarblingProxy, TSystemsProvider], op: str, mutation: Mutation
 ) -> None:
     proxy, provider = garbled
-    proxy.arm(mutation)
-    try:
-        result = _call(provider, op)
-    except BurstError:
-        return
-    finally:
-        proxy.disarm()
-    assert check_answer(result) == "", (op, mutation, result)
+    assert_typed_error_or_sane(proxy, provider, op, mutation, _spec())
