@@ -450,23 +450,7 @@ class Store:
         """Record a new PLANNED cluster: the intent, before any cloud call."""
         if rec.state is not S.PLANNED:
             raise ValueError("new clusters start PLANNED")
-        with self._begin() as conn:
-            vals = _row(rec)
-            vals["state"] = rec.state.value
-            conn.execute(_INSERT_CLUSTER, vals)
-            conn.execute(
-                _INSERT_TRANSITION,
-                dict(
-                    cluster_id=rec.cluster_id,
-                    at=rec.state_since,
-                    from_state=None,
-                    to_state=rec.state.value,
-                    reason=reason,
-                ),
-            )
-        self._fleet[rec.cluster_id] = rec
-        self._fleet_sorted = None
-        return rec
+        return self._insert(rec, reason, billed=False)
 
     def add_adopted(self, rec: ClusterRecord, reason: str) -> ClusterRecord:
         """Record a cluster found in the cloud with our owner tag but unknown to the store (a lost
@@ -474,6 +458,10 @@ class Store:
         from now on, as it costs from now on."""
         if rec.state is not S.DRAINING:
             raise ValueError("an adopted cluster starts DRAINING")
+        return self._insert(rec, reason, billed=True)
+
+    def _insert(self, rec: ClusterRecord, reason: str, *, billed: bool) -> ClusterRecord:
+        """A cluster's first row and its first transition (from nowhere), in one transaction."""
         with self._begin() as conn:
             vals = _row(rec)
             vals["state"] = rec.state.value
@@ -488,7 +476,8 @@ class Store:
                     reason=reason,
                 ),
             )
-            self._open_segments(conn, rec, rec.state_since)
+            if billed:
+                self._open_segments(conn, rec, rec.state_since)
         self._fleet[rec.cluster_id] = rec
         self._fleet_sorted = None
         return rec
