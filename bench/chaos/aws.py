@@ -11,21 +11,16 @@ cluster, then it is not there), and slow calls (answered late, within the timeou
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import re
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bench.chaos.world import CloudView
+from bench.chaos.world import CloudView, load_test_module
 
-ROOT = Path(__file__).resolve().parents[2]
-_load_lock = threading.Lock()
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"
 MUTATING_OPS = frozenset(
@@ -49,22 +44,7 @@ _moto: dict[str, Any] = {}
 
 
 def _fake_aws_module() -> Any:
-    """The tests' fake, loaded from its file (it lives with the provider's tests); once, under a
-    lock: two runs starting side by side must not see a half-loaded module."""
-    name = "burst_chaos_fake_aws"
-    with _load_lock:
-        if name not in sys.modules:
-            path = ROOT / "providers" / "aws" / "tests" / "fake_aws.py"
-            spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module  # dataclasses look their module up while it executes
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-        return sys.modules[name]
+    return load_test_module("burst_chaos_fake_aws", "providers/aws/tests/fake_aws.py")
 
 
 def moto_url() -> str:

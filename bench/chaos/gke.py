@@ -13,43 +13,23 @@ lost answers are exercised on the AWS backend.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from typing import Any
 
-from bench.chaos.world import CloudView
+from bench.chaos.world import CloudView, load_test_module
 from burst.testing.loopback import LoopbackServer
 
-ROOT = Path(__file__).resolve().parents[2]
-_load_lock = threading.Lock()
 PROJECT = "burst-chaos"
 ZONE = "europe-west4-a"
 
 
 def _fake_gke_module() -> Any:
-    """The tests' fake, loaded from its file (it lives with the provider's tests); once, under a
-    lock: two runs starting side by side must not see a half-loaded module."""
-    name = "burst_chaos_fake_gke"
-    with _load_lock:
-        if name not in sys.modules:
-            path = ROOT / "providers" / "gce" / "tests" / "fake_gke.py"
-            spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module  # dataclasses look their module up while it executes
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-        return sys.modules[name]
+    return load_test_module("burst_chaos_fake_gke", "providers/gce/tests/fake_gke.py")
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,8 @@ slow calls, and "done but gone" (``CREATE_COMPLETE``, then the cluster is not th
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,31 +23,15 @@ from typing import Any
 
 import yaml
 
-from bench.chaos.world import CloudView
+from bench.chaos.world import CloudView, load_test_module
 from burst.testing.loopback import LoopbackServer
 
-ROOT = Path(__file__).resolve().parents[2]
-_load_lock = threading.Lock()
 CREATE = r"/magnum/v1/clusters$"
 _QUOTA = "Resource Limit Exceeded: You have reached the maximum clusters per project, 20."
 
 
 def _magnum_module() -> Any:
-    """The tests' Magnum fake, loaded from its file once, under a lock."""
-    name = "burst_chaos_fake_magnum"
-    with _load_lock:
-        if name not in sys.modules:
-            path = ROOT / "providers" / "openstack" / "tests" / "conftest.py"
-            spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-        return sys.modules[name]
+    return load_test_module("burst_chaos_fake_magnum", "providers/openstack/tests/conftest.py")
 
 
 @dataclass(frozen=True)
